@@ -1,0 +1,52 @@
+"""streamsr: video and stream super-resolution with the SAFDN model.
+
+    >>> import streamsr
+    >>> streamsr.upscale_file("video.mp4", config=streamsr.UpscaleConfig(scale=4))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .engine import Upscaler
+from .errors import (
+    BackendUnavailableError,
+    ConfigError,
+    DecodeError,
+    EncodeError,
+    InputError,
+    OutputError,
+    StreamSRError,
+    UnsupportedModelError,
+    WeightsMissingError,
+)
+from .frames import ColorInfo, FrameBatch, VideoInfo
+from .io import EncodeConfig, open_decoder, probe
+from .models import list_models, load_model, measure_complexity
+from .pipeline import UpscaleConfig, UpscaleResult, upscale_file
+
+__all__ = [
+    "BackendUnavailableError",
+    "ColorInfo",
+    "ConfigError",
+    "DecodeError",
+    "EncodeConfig",
+    "EncodeError",
+    "FrameBatch",
+    "InputError",
+    "OutputError",
+    "StreamSRError",
+    "UnsupportedModelError",
+    "UpscaleConfig",
+    "UpscaleResult",
+    "Upscaler",
+    "VideoInfo",
+    "WeightsMissingError",
+    "__version__",
+    "list_models",
+    "load_model",
+    "measure_complexity",
+    "open_decoder",
+    "probe",
+    "upscale_file",
+]

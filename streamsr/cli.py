@@ -1,0 +1,202 @@
+"""Command line: a thin layer over the library. Each command builds a config, makes one library
+call, and maps `StreamSRError` to a one-line message and an exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from . import __version__
+from .engine import DEVICES, PRECISIONS
+from .errors import StreamSRError
+from .io import DECODERS
+from .io.encode import EncodeConfig
+
+
+class _StreamSRGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StreamSRError as e:
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(e.exit_code)
+
+
+@click.group(cls=_StreamSRGroup)
+@click.version_option(__version__, prog_name="streamsr")
+def cli() -> None:
+    """streamsr: video super-resolution with the SAFDN model, on CPU or GPU."""
+
+
+def _echo_warning(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+@cli.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (default: INPUT_x<scale>.<ext> beside the input).")
+@click.option("-s", "--scale", type=click.Choice(["2", "3", "4"]), default="4", show_default=True)
+@click.option("-m", "--model", default="", help="Registered model name or .safetensors path (default: safdn-x<scale>).")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+              help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Frames per model call.")
+@click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True, help="Tile side in input pixels; 0 disables tiling.")
+@click.option("--decoder", type=click.Choice(DECODERS), default="auto", show_default=True)
+@click.option("--codec", default="libx264", show_default=True, help="Video encoder: libx264, libx265, libsvtav1, ...")
+@click.option("--crf", type=int, default=18, show_default=True)
+@click.option("--preset", default="medium", show_default=True, help="Encoder speed preset.")
+@click.option("--pix-fmt", default="", help="Output pixel format (default: follow the source, 10-bit kept).")
+@click.option("--audio", type=click.Choice(["copy", "aac", "none"]), default="copy", show_default=True,
+              help="copy: stream-copy (AAC only where the container cannot hold the source codec).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+def upscale(src: Path, output: Path | None, scale: str, model: str, device: str, precision: str, batch: int,
+            tile: int, decoder: str, codec: str, crf: int, preset: str, pix_fmt: str, audio: str,
+            overwrite: bool, quiet: bool) -> None:
+    """Upscale one video; audio, subtitles, chapters and metadata are copied as they are.
+
+    Example:
+
+    \b
+        streamsr upscale video.mp4 --scale 4        # writes video_x4.mp4
+    """
+    from .io.probe import probe
+    from .pipeline import UpscaleConfig, upscale_file
+
+    encode = EncodeConfig(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, audio=audio)
+    cfg = UpscaleConfig(scale=int(scale), model=model, device=device, precision=precision, batch=batch,
+                        tile=tile, decoder=decoder, encode=encode, overwrite=overwrite)
+    info = probe(src)
+    with tqdm(total=info.num_frames_estimate or None, unit="frame", disable=quiet, dynamic_ncols=True) as bar:
+        result = upscale_file(src, output, cfg, on_progress=bar.update, on_warning=_echo_warning)
+    if not quiet:
+        click.echo(
+            f"wrote {result.output}: {result.frames} frames in {result.seconds:.1f} s "
+            f"({result.fps:.2f} fps end to end, SR stage {result.upscale_fps:.2f} fps)"
+        )
+
+
+@cli.command("probe")
+@click.argument("src", type=click.Path(path_type=Path))
+def probe_command(src: Path) -> None:
+    """Show a file's streams, codecs, sizes, frame rate and duration as streamsr sees them."""
+    from .io.probe import probe
+
+    info = probe(src)
+    duration = f"{info.duration_seconds:.3f} s" if info.duration_seconds is not None else "unknown"
+    click.echo(f"{src}: {info.container}, {duration}")
+    c = info.color
+    click.echo(
+        f"  video: {info.codec} {info.width}x{info.height} {info.pix_fmt} ({info.bit_depth}-bit), "
+        f"{float(info.fps):.3f} fps{' (variable)' if info.variable_frame_rate else ''}, "
+        f"~{info.num_frames_estimate} frames, time base {info.time_base}"
+    )
+    click.echo(f"  colour: primaries {c.primaries}, transfer {c.transfer}, matrix {c.matrix}, range {c.range}"
+               + (f"; rotation {info.rotation_degrees} deg" if info.rotation_degrees else ""))
+    for s in info.streams:
+        lang = f" [{s.language}]" if s.language else ""
+        click.echo(f"  #{s.index} {s.kind}: {s.codec}{lang}{' ' + s.detail if s.detail else ''}")
+
+
+@cli.command("models")
+def models_command() -> None:
+    """List the models streamsr knows, with scale, size and recorded quality."""
+    from .models import CATALOG, build_model, count_params, find_weights, read_metadata
+
+    click.echo(f"{'name':<14} {'scale':>5} {'params':>7}  {'weights':<10} quality (Y-PSNR dB)")
+    for name, entry in CATALOG.items():
+        path = find_weights(name)
+        params = count_params(build_model(name))
+        quality = "-"
+        if path is not None:
+            raw = read_metadata(path).get("quality")
+            if raw:
+                quality = ", ".join(f"{k} {v['psnr']:.2f}" for k, v in json.loads(raw).items())
+        status = "installed" if path else "missing"
+        click.echo(f"{name:<14} {'x' + str(entry.scale):>5} {params / 1e3:>6.0f}K  {status:<10} {quality}")
+
+
+@cli.command()
+@click.option("-c", "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Training recipe (TOML), e.g. pipelines/train-safdn-x4.toml.")
+@click.option("--model", help="Catalog model to train (its scale is the training scale).")
+@click.option("--init", help="Weights to start from (shapes that differ are skipped).")
+@click.option("--out", help="Run folder for checkpoints and best weights.")
+@click.option("--iterations", type=int)
+@click.option("--batch", type=int)
+@click.option("--patch", type=int, help="LR patch side in pixels.")
+@click.option("--lr", type=float)
+@click.option("--fft-weight", type=float)
+@click.option("--val-every", type=int)
+@click.option("--threads", type=int, help="torch threads (0: all cores).")
+@click.option("--resume", is_flag=True, help="Continue from OUT/last.pt if it exists.")
+def train(config_path: Path | None, resume: bool, **overrides: Any) -> None:
+    """Train a SAFDN model; recipe from --config, flags override it.
+
+    Example:
+
+    \b
+        nohup streamsr train -c pipelines/train-safdn-x2.toml --resume > train.log &
+    """
+    from .config import TrainConfig, from_mapping, read_toml
+    from .train.trainer import Trainer
+
+    data = read_toml(config_path) if config_path else {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = from_mapping(TrainConfig, data, where=str(config_path or "options"))
+    trainer = Trainer(cfg, log=lambda line: click.echo(line, file=sys.stdout))
+    best = trainer.fit(resume=resume)
+    click.echo(f"best weights: {best} ({trainer.best_psnr:.3f} dB on {Path(cfg.val).name})")
+
+
+DEFAULT_BENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "bench"
+
+
+@cli.command("eval")
+@click.option("-m", "--model", "model_name", help="Registered name or weight file (default: safdn-xSCALE).")
+@click.option("-s", "--scale", type=click.Choice(["2", "3", "4"]), default="4", show_default=True)
+@click.argument("data_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the scores as JSON.")
+@click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a copy of the weights with these scores recorded in its metadata.")
+def evaluate(model_name: str | None, scale: str, data_dirs: tuple[Path, ...], json_path: Path | None, export_path: Path | None) -> None:
+    """PSNR/SSIM (Y channel, border = scale) on benchmark sets, next to bicubic.
+
+    Defaults to Set5, Set14, B100 and Vid4 in ../shared/data/bench.
+    """
+    from .models import default_model_name, load_model, save_weights
+    from .train.evaluate import evaluate_set, module_upscaler
+
+    s = int(scale)
+    model = load_model(model_name or default_model_name(s))
+    if model.scale != s:
+        raise click.BadParameter(f"model {model.name} is x{model.scale}, not x{s}", param_hint="--scale")
+    dirs = data_dirs or tuple(DEFAULT_BENCH / n for n in ("Set5", "Set14", "B100", "Vid4") if (DEFAULT_BENCH / n).is_dir())
+    if not dirs:
+        raise click.UsageError("no benchmark folders given and none found in ../shared/data/bench")
+    upscale = module_upscaler(model.module)
+    click.echo(f"{model.name} (x{s})")
+    click.echo(f"{'set':<8} {'images':>6} {'PSNR':>7} {'SSIM':>7} {'bicubic':>8} {'bic SSIM':>8} {'img/s':>6}")
+    scores = []
+    for d in dirs:
+        sc = evaluate_set(d, upscale, scale=s)
+        scores.append(sc)
+        click.echo(f"{sc.name:<8} {sc.images:>6} {sc.psnr:>7.2f} {sc.ssim:>7.4f} {sc.bicubic_psnr:>8.2f} {sc.bicubic_ssim:>8.4f} {sc.images_per_second:>6.2f}")
+    table = {sc.name: {"psnr": round(sc.psnr, 3), "ssim": round(sc.ssim, 4)} for sc in scores}
+    if json_path:
+        json_path.write_text(json.dumps({"model": model.name, "scale": s, "sets": [sc.as_dict() for sc in scores]}, indent=2))
+    if export_path:
+        extra = {k: v for k, v in model.metadata.items() if k not in ("format", "arch", "hparams", "scale")}
+        extra["quality"] = json.dumps(table)
+        save_weights(model.module, export_path, arch=model.arch, extra=extra)
+        click.echo(f"wrote {export_path}")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,110 @@
+"""Frozen, validated configuration dataclasses, loadable from TOML (pipelines/*.toml)."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _check_type(name: str, value: Any, annotation: Any) -> Any:
+    """Validate (and lightly coerce: int -> float, list -> tuple) one value against a type."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(annotation):
+            try:
+                return _check_type(name, value, option)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{name}: {value!r} is not a valid {annotation}")
+    if origin is typing.Literal:
+        allowed = typing.get_args(annotation)
+        if value not in allowed:
+            raise ConfigError(f"{name}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{name}: expected a list, got {type(value).__name__}")
+        (item_type, *_) = typing.get_args(annotation)
+        return tuple(_check_type(f"{name}[]", v, item_type) for v in value)
+    if annotation is type(None):
+        if value is not None:
+            raise ConfigError(f"{name}: expected nothing, got {value!r}")
+        return value
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float, str, bool):
+        if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
+            raise ConfigError(f"{name}: expected {annotation.__name__}, got {type(value).__name__} {value!r}")
+        return value
+    return value
+
+
+def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
+    """Build dataclass `cls` from `data`, naming any unknown key or wrongly typed value."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    prefix = f"{where}: " if where else ""
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{prefix}unknown key {unknown[0]!r} (allowed: {', '.join(sorted(fields))})")
+    values = {k: _check_type(f"{prefix}{k}", v, hints[k]) for k, v in data.items()}
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{prefix}{e}") from e
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from e
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """A training recipe (pipelines/train-*.toml). Paths are relative to the working directory."""
+
+    model: str = "safdn-x2"
+    """Catalog name whose architecture is trained (its scale is the training scale)."""
+    data: tuple[str, ...] = ("../shared/data/train",)
+    """Folders of HR training images (searched recursively)."""
+    val: str = "../shared/data/bench/Set5"
+    """Folder of HR validation images, evaluated with the EMA weights."""
+    init: str = ""
+    """Weights to start from; tensors whose shapes differ (the upsampler, across scales) are skipped."""
+    out: str = "runs/safdn-x2"
+    iterations: int = 20000
+    batch: int = 16
+    patch: int = 48
+    """LR patch side in pixels (HR patch = patch * scale)."""
+    lr: float = 2e-3
+    lr_min: float = 1e-5
+    warmup: int = 200
+    ema: float = 0.999
+    fft_weight: float = 0.0
+    """Weight of the L1 loss on FFT amplitudes/phases added to the pixel L1 (0 disables)."""
+    val_every: int = 500
+    checkpoint_every: int = 250
+    threads: int = 0
+    """torch intra-op threads; 0 keeps torch's default (all cores)."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "batch", "patch", "val_every", "checkpoint_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if not 0 <= self.ema < 1:
+            raise ValueError("ema must be in [0, 1)")

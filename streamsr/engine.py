@@ -1,0 +1,164 @@
+"""Upscaler: device and precision choice, uint<->float conversion, batching, tiling, clamping."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .errors import BackendUnavailableError, StreamSRError
+from .frames import FrameBatch
+from .models import ModelDescriptor, load_model
+
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+
+
+@functools.cache
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated
+    and slower than fp32, so "auto" precision must not pick it."""
+    if sys.platform != "linux":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0].split()
+    except (OSError, IndexError):
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_device(device: str) -> torch.device:
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailableError("--device cuda was asked for, but CUDA is not available here")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+    if precision == "fp16" and device.type == "cpu":
+        raise BackendUnavailableError("fp16 is for CUDA; on the CPU use --precision bf16 or fp32")
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def tile_spans(length: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int, int]]:
+    """Cover [0, length) with windows of at most `tile` + 2*`overlap`.
+
+    Yields (window_start, window_end, core_start, core_end): the model sees the window, and only
+    its core (where the window has `overlap` pixels of context on each side) is kept.
+    """
+    if tile <= 0 or tile >= length:
+        yield 0, length, 0, length
+        return
+    for core_start in range(0, length, tile):
+        core_end = min(core_start + tile, length)
+        yield max(0, core_start - overlap), min(length, core_end + overlap), core_start, core_end
+
+
+class Upscaler:
+    """Runs an SR model on frames with a fixed device, precision, batch size and tiling.
+
+    Call contract: (N, C, H, W) float in [0, 1] -> (N, C, H*scale, W*scale) float32 in [0, 1].
+    `upscale_batch` does the same for a `FrameBatch` of uint8/uint16 frames, keeping the dtype.
+    """
+
+    def __init__(
+        self,
+        model: ModelDescriptor | str | Path,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        batch: int = 1,
+        tile: int = 0,
+        tile_overlap: int = 32,
+    ) -> None:
+        if batch < 1:
+            raise ValueError("batch must be >= 1")
+        if tile < 0 or tile_overlap < 0:
+            raise ValueError("tile and tile_overlap must be >= 0")
+        self.device = resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        self.model = model if isinstance(model, ModelDescriptor) else load_model(model)
+        self.scale = self.model.scale
+        self.batch, self.tile, self.tile_overlap = batch, tile, tile_overlap
+        module = self.model.module.eval().to(self.device)
+        if self.device.type == "cuda" and self.dtype == torch.float16:
+            module = module.half()  # fp16 weights on CUDA; the attention keeps fp32 inside
+        self._module = module.to(memory_format=torch.channels_last)
+
+    @property
+    def precision_name(self) -> str:
+        return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.dtype]
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.dtype == torch.bfloat16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _run(self, x: Tensor) -> Tensor:
+        x = x.to(self.device, self._module_dtype).contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            return self._module(x).float().clamp_(0, 1)
+
+    @property
+    def _module_dtype(self) -> torch.dtype:
+        return torch.float16 if self.device.type == "cuda" and self.dtype == torch.float16 else torch.float32
+
+    def _run_tiled(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        s = self.scale
+        out = torch.empty(n, c, h * s, w * s, device=self.device)
+        for y0, y1, cy0, cy1 in tile_spans(h, self.tile, self.tile_overlap):
+            for x0, x1, cx0, cx1 in tile_spans(w, self.tile, self.tile_overlap):
+                y = self._run(x[:, :, y0:y1, x0:x1])
+                out[:, :, cy0 * s : cy1 * s, cx0 * s : cx1 * s] = y[
+                    :, :, (cy0 - y0) * s : (cy1 - y0) * s, (cx0 - x0) * s : (cx1 - x0) * s
+                ]
+        return out
+
+    @torch.inference_mode()
+    def __call__(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.model.in_ch:
+            raise ValueError(f"expected (N, {self.model.in_ch}, H, W), got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise ValueError(f"expected a float tensor in [0, 1], got {x.dtype}; use upscale_batch for frames")
+        outs = []
+        for chunk in x.split(self.batch):
+            try:
+                outs.append(self._run_tiled(chunk) if self.tile else self._run(chunk))
+            except torch.OutOfMemoryError as e:
+                raise StreamSRError(
+                    "out of memory while upscaling; use a smaller --batch or tile the frame, e.g. --tile 256"
+                ) from e
+        return torch.cat(outs)
+
+    @torch.inference_mode()
+    def upscale_batch(self, frames: FrameBatch) -> FrameBatch:
+        """Upscale decoded frames; the result has the same dtype (uint8/uint16) and pts."""
+        peak = float(frames.max_value)
+        x = frames.data.to(self.device, non_blocking=True).float().div_(peak)
+        y = self(x).mul_(peak).round_()
+        return replace(frames, data=y.to(frames.data.dtype).cpu())
+
+
+def bicubic_upscale(x: Tensor, scale: int) -> Tensor:
+    """Bicubic reference (float NCHW in [0, 1]), the baseline the benchmarks compare against."""
+    return F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False).clamp_(0, 1)

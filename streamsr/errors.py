@@ -1,0 +1,65 @@
+"""Typed errors. The CLI maps each to a one-line message and an exit code."""
+
+from __future__ import annotations
+
+
+class StreamSRError(Exception):
+    """Base of every error streamsr raises on purpose.
+
+    `exit_code` is what the CLI exits with; the message is meant for a user and says what to do.
+    """
+
+    exit_code: int = 1
+
+
+class InputError(StreamSRError):
+    """The input cannot be used: missing, not a file, empty, not a video, corrupt."""
+
+    exit_code = 2
+
+
+class OutputError(StreamSRError):
+    """The output cannot be written: exists, same as the input, unwritable directory, disk full."""
+
+    exit_code = 3
+
+
+class UnsupportedModelError(StreamSRError):
+    """A model name or weight file that streamsr cannot load."""
+
+    exit_code = 4
+
+
+class WeightsMissingError(UnsupportedModelError):
+    """A registered model whose weight file is not installed."""
+
+
+class DuplicateArchError(StreamSRError):
+    """Two architectures registered under one id."""
+
+
+class BackendUnavailableError(StreamSRError):
+    """A requested decode/compute backend is not usable here (no CUDA, no DALI, VFR input)."""
+
+    exit_code = 5
+
+
+class EncodeError(StreamSRError):
+    """The encoder or muxer failed (unknown codec, unsupported pixel format, write error)."""
+
+    exit_code = 6
+
+
+class DecodeError(InputError):
+    """The source stopped decoding part-way. `frames_done` frames were written before it."""
+
+    def __init__(self, message: str, *, frames_done: int = 0, frames_lost: int | None = None) -> None:
+        super().__init__(message)
+        self.frames_done = frames_done
+        self.frames_lost = frames_lost
+
+
+class ConfigError(StreamSRError):
+    """A preset or recipe file with an unknown key or a value of the wrong type."""
+
+    exit_code = 2

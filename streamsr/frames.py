@@ -1,0 +1,99 @@
+"""Media types: small validated dataclasses with units in their names (torchcodec style)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class ColorInfo:
+    """Colour signalling of a video stream, as FFmpeg's enum values (AVColor*)."""
+
+    primaries: int = 2
+    """AVColorPrimaries; 2 = unspecified, 1 = BT.709, 9 = BT.2020."""
+    transfer: int = 2
+    """AVColorTransferCharacteristic; 16 = PQ (SMPTE 2084), 18 = HLG (ARIB STD-B67)."""
+    matrix: int = 2
+    """AVColorSpace (YUV matrix); 1 = BT.709, 5/6 = BT.601, 9 = BT.2020 NCL."""
+    range: int = 0
+    """AVColorRange; 0 = unspecified, 1 = limited ("tv"), 2 = full ("pc")."""
+
+    @property
+    def full_range(self) -> bool:
+        return self.range == 2
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """One stream of a container, as `streamsr probe` lists it."""
+
+    index: int
+    kind: str
+    """"video", "audio", "subtitle", "data" or "attachment"."""
+    codec: str
+    language: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the pipeline needs to know about the source's video stream. Read once by `probe()`."""
+
+    width: int
+    """Coded width in pixels (before display rotation)."""
+    height: int
+    fps: Fraction
+    """Average frame rate; informative only, output timing always comes from each frame's pts."""
+    time_base: Fraction
+    """Seconds per pts tick of the video stream."""
+    num_frames_estimate: int
+    """From the container header, or duration x fps; 0 when unknown. Never used for timing."""
+    codec: str
+    pix_fmt: str
+    bit_depth: int
+    color: ColorInfo = field(default_factory=ColorInfo)
+    rotation_degrees: int = 0
+    """Counter-clockwise display rotation from the display matrix (e.g. -90 for phone video)."""
+    duration_seconds: float | None = None
+    variable_frame_rate: bool = False
+    """True when the first frames' durations differ by more than 1 ms (a hint, not a guarantee)."""
+    container: str = ""
+    streams: tuple[StreamInfo, ...] = ()
+
+    @property
+    def has_audio(self) -> bool:
+        return any(s.kind == "audio" for s in self.streams)
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    """A batch of decoded RGB frames and their presentation times."""
+
+    data: Tensor
+    """(N, 3, H, W) RGB; uint8 for 8-bit sources, uint16 (0..65535) for deeper ones."""
+    pts: Tensor
+    """int64 presentation timestamps, shape (N,), in `time_base` units (on the CPU)."""
+    time_base: Fraction
+    """Seconds per pts tick."""
+    index_start: int = 0
+    """Index of the first frame of the batch in decode order."""
+
+    def __post_init__(self) -> None:
+        if self.data.ndim != 4 or self.data.shape[1] != 3:
+            raise ValueError(f"data must be (N, 3, H, W), got {tuple(self.data.shape)}")
+        if self.data.dtype not in (torch.uint8, torch.uint16):
+            raise ValueError(f"data must be uint8 or uint16, got {self.data.dtype}")
+        if self.pts.dtype != torch.int64 or self.pts.shape != (self.data.shape[0],):
+            raise ValueError(f"pts must be int64 of shape ({self.data.shape[0]},), got {self.pts.dtype} {tuple(self.pts.shape)}")
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def max_value(self) -> int:
+        """Full-scale value of `data` (255 or 65535)."""
+        return 255 if self.data.dtype == torch.uint8 else 65535

@@ -1,0 +1,310 @@
+"""PyAVEncoder: encode upscaled frames at their source pts and stream-copy every other stream.
+
+Audio, subtitles, data and attachments are copied packet for packet from a second demux of the
+source, interleaved by time with the video; chapters and metadata are copied too. Nothing is
+re-encoded unless the output container cannot hold a stream, and then we say so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import EncodeError
+from ..frames import FrameBatch, VideoInfo
+from .probe import open_input
+
+Warn = Callable[[str], None]
+
+# Pixel formats we may encode, from 8-bit to deeper, by chroma layout.
+_PIX_FMTS_8 = {"420": "yuv420p", "422": "yuv422p", "444": "yuv444p"}
+_PIX_FMTS_10 = {"420": "yuv420p10le", "422": "yuv422p10le", "444": "yuv444p10le"}
+# Tags that muxers compute from the data: copying the source's would describe the wrong file.
+_STALE_TAGS = {"encoder", "duration", "number_of_frames", "number_of_bytes", "bps", "_statistics_tags",
+               "_statistics_writing_app", "_statistics_writing_date_utc"}
+
+
+def _fresh_tags(tags: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in tags.items() if k.lower() not in _STALE_TAGS}
+
+
+# Encoders that take a "crf" option, and the option name of their speed preset.
+_CRF_CODECS = {"libx264", "libx265", "libsvtav1", "libvpx-vp9", "libaom-av1"}
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """Video encoder settings. Pixel format and bit depth follow the source unless set."""
+
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str = "medium"
+    pix_fmt: str = ""
+    """Empty: follow the source (chroma layout and 8- or 10-bit) as far as the codec allows."""
+    audio: str = "copy"
+    """"copy" (re-encode to AAC only if the container cannot hold the source codec), "aac", "none"."""
+    threads: int = 0
+    """Encoder threads; 0 lets the encoder use every core."""
+
+
+def _chroma(pix_fmt: str) -> str:
+    if "444" in pix_fmt or pix_fmt.startswith(("gbr", "rgb", "bgr")):
+        return "444"
+    return "422" if "422" in pix_fmt else "420"
+
+
+def choose_pix_fmt(codec: str, source_pix_fmt: str, bit_depth: int, requested: str = "") -> str:
+    """Follow the source's chroma layout and depth where `codec` allows; else the closest 8-bit."""
+    try:
+        supported = {f.name for f in (av.codec.Codec(codec, "w").video_formats or ())}
+    except av.FFmpegError as e:
+        raise EncodeError(f"unknown video encoder {codec!r} ({e})") from e
+    if requested:
+        if supported and requested not in supported:
+            raise EncodeError(f"{codec} cannot encode {requested}; it supports {', '.join(sorted(supported))}")
+        return requested
+    chroma = _chroma(source_pix_fmt)
+    wanted = [_PIX_FMTS_10[chroma], _PIX_FMTS_10["420"]] if bit_depth > 8 else []
+    wanted += [_PIX_FMTS_8[chroma], "yuv420p"]
+    for fmt in wanted:
+        if not supported or fmt in supported:
+            return fmt
+    return sorted(supported)[0]
+
+
+def muxer_accepts(format_name: str, stream: av.stream.Stream) -> str | None:
+    """Try a header with a copy of `stream` in memory; None if the muxer accepts it, else why not.
+
+    `supported_codecs` knows nothing of codec-less data streams (e.g. Apple's timed metadata),
+    which MP4's muxer refuses only when it writes the header: too late to skip them there.
+    """
+    buffer = io.BytesIO()
+    try:
+        with av.open(buffer, "w", format=format_name) as trial:
+            v = trial.add_stream("mpeg4", rate=25)
+            v.width, v.height, v.pix_fmt = 16, 16, "yuv420p"
+            trial.add_stream_from_template(stream)
+            trial.start_encoding()
+    except (av.FFmpegError, ValueError, TypeError) as e:
+        return str(e)
+    return None
+
+
+def output_format_supports(path: Path, codec: str) -> bool:
+    """True if the container chosen by `path`'s suffix can hold `codec`."""
+    try:
+        with av.open(str(path), "w") as probe_out:  # nothing is written until a header is
+            return codec in probe_out.supported_codecs
+    except (av.FFmpegError, ValueError):
+        return False
+
+
+class PyAVEncoder:
+    """Writes one output file: upscaled video + copies of the source's other streams.
+
+    Use as a context manager; `close()` flushes and finalises, `abort()` (called on error)
+    closes without finalising. The caller owns the path: it writes to a temporary name and
+    renames on success.
+    """
+
+    def __init__(
+        self, path: str | Path, source: str | Path, info: VideoInfo, *, scale: int,
+        config: EncodeConfig | None = None, warn: Warn | None = None, fmt: str | None = None,
+    ) -> None:
+        self.path, self.info, self.scale = Path(path), info, scale
+        self.config = cfg = config or EncodeConfig()
+        self._warn = warn or (lambda _msg: None)
+        try:
+            # MP4/MOV muxers drop tags they do not know (e.g. Apple's com.apple.quicktime.*)
+            # unless told to keep them.
+            options = {"movflags": "use_metadata_tags"} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
+            self._out = av.open(str(self.path), "w", format=fmt, options=options)
+        except (av.FFmpegError, ValueError) as e:
+            raise EncodeError(f"{self.path}: cannot create output ({e})") from e
+        self._src = open_input(source)
+        try:
+            self._setup_video(cfg)
+            self._copies: dict[int, av.stream.Stream] = {}
+            self._audio_encoders: dict[int, tuple[av.AudioStream, av.audio.resampler.AudioResampler]] = {}
+            self._setup_other_streams(cfg)
+            self._copy_container_metadata()
+        except BaseException:
+            self.abort()
+            raise
+        self._pending = self._other_packets()
+        self._next_other: av.Packet | None = next(self._pending, None)
+        self.frames_written = 0
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def _setup_video(self, cfg: EncodeConfig) -> None:
+        info = self.info
+        codec = cfg.codec
+        if codec not in self._out.supported_codecs and self._out.supported_codecs:
+            fmt_name = self._out.format.name
+            raise EncodeError(f"the {fmt_name} container cannot hold {codec} video; choose another --codec or output suffix (.mkv holds all)")
+        self.pix_fmt = choose_pix_fmt(codec, info.pix_fmt, info.bit_depth, cfg.pix_fmt)
+        rate = info.fps if info.fps else Fraction(25)
+        try:
+            v = self._out.add_stream(codec, rate=rate)
+        except (av.FFmpegError, ValueError) as e:
+            raise EncodeError(f"cannot open video encoder {codec!r} ({e})") from e
+        v.width, v.height = info.width * self.scale, info.height * self.scale
+        v.pix_fmt = self.pix_fmt
+        # Keep the source's time base so every pts is copied exactly (VFR stays VFR).
+        v.time_base = info.time_base
+        v.codec_context.time_base = info.time_base
+        cc = v.codec_context
+        c = info.color
+        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = c.primaries, c.transfer, c.matrix, c.range
+        options: dict[str, str] = {}
+        if codec in _CRF_CODECS:
+            options["crf"] = str(cfg.crf)
+            options["preset"] = str(cfg.preset) if codec != "libsvtav1" else options.get("preset", "8")
+        if codec == "libx265":
+            options["x265-params"] = "log-level=error"
+        v.options = options
+        cc.thread_count = cfg.threads
+        if info.rotation_degrees:
+            v.set_display_rotation(info.rotation_degrees)
+        src_v = self._src.streams.video[0]
+        v.metadata.update(_fresh_tags(src_v.metadata))
+        self._video = v
+        self._video_src_index = src_v.index
+
+    def _setup_other_streams(self, cfg: EncodeConfig) -> None:
+        supported = self._out.supported_codecs
+        for s in self._src.streams:
+            if s.index == self._video_src_index:
+                continue
+            codec = s.codec_context.name if s.codec_context is not None else None
+            what = f"stream #{s.index} ({s.type}{', ' + codec if codec else ''})"
+            if s.type == "audio" and cfg.audio == "none":
+                self._warn(f"dropping {what}: --audio none")
+                continue
+            if s.type == "audio" and (cfg.audio == "aac" or (supported and codec not in supported)):
+                if cfg.audio == "copy":
+                    self._warn(f"{what}: the {self._out.format.name} container cannot hold {codec}; re-encoding it to AAC")
+                self._add_audio_encoder(s)
+                continue
+            if codec is not None and supported and codec not in supported:
+                self._warn(f"skipping {what}: the {self._out.format.name} container cannot hold it; use a .mkv output to keep it")
+                continue
+            if s.type != "audio" and (why := muxer_accepts(self._out.format.name, s)) is not None:
+                self._warn(f"skipping {what}: the {self._out.format.name} muxer refuses it ({why})")
+                continue
+            try:
+                out = self._out.add_stream_from_template(s)
+            except (av.FFmpegError, ValueError, TypeError) as e:
+                self._warn(f"skipping {what}: cannot copy it ({e})")
+                continue
+            out.metadata.update(_fresh_tags(s.metadata))
+            self._copies[s.index] = out
+
+    def _add_audio_encoder(self, s: av.AudioStream) -> None:
+        out = self._out.add_stream("aac", rate=s.codec_context.sample_rate)
+        out.layout = s.codec_context.layout
+        out.metadata.update(_fresh_tags(s.metadata))
+        resampler = av.AudioResampler(format="fltp", layout=s.codec_context.layout, rate=s.codec_context.sample_rate)
+        self._audio_encoders[s.index] = (out, resampler)
+
+    def _copy_container_metadata(self) -> None:
+        self._out.metadata.update(_fresh_tags(self._src.metadata))
+        chapters = self._src.chapters()
+        if chapters:
+            try:
+                self._out.set_chapters(chapters)
+            except (av.FFmpegError, ValueError, TypeError) as e:
+                self._warn(f"chapters not copied: {e}")
+
+    # -- other streams -----------------------------------------------------------------------
+
+    def _other_packets(self) -> Iterator[av.Packet]:
+        wanted = [s for s in self._src.streams if s.index in self._copies or s.index in self._audio_encoders]
+        if not wanted:
+            return
+        for packet in self._src.demux(wanted):
+            if packet.size == 0:  # demux's flush packet at end of stream, not data
+                continue
+            yield packet
+
+    def _mux_others_until(self, seconds: float) -> None:
+        """Mux copied packets up to `seconds`, so streams stay interleaved in the file."""
+        while self._next_other is not None:
+            p = self._next_other
+            ts = p.dts if p.dts is not None else p.pts
+            if ts is not None and p.time_base is not None and float(ts * p.time_base) > seconds:
+                return
+            self._mux_other(p)
+            self._next_other = next(self._pending, None)
+
+    def _mux_other(self, packet: av.Packet) -> None:
+        index = packet.stream.index
+        if index in self._copies:
+            packet.stream = self._copies[index]
+            self._out.mux(packet)
+            return
+        out, resampler = self._audio_encoders[index]
+        for frame in packet.decode():
+            for resampled in resampler.resample(frame):
+                self._out.mux(out.encode(resampled))
+
+    # -- video -------------------------------------------------------------------------------
+
+    def _to_frame(self, rgb: np.ndarray) -> av.VideoFrame:
+        fmt = "rgb24" if rgb.dtype == np.uint8 else "rgb48le"
+        frame = av.VideoFrame.from_ndarray(rgb, format=fmt)
+        c = self.info.color
+        return frame.reformat(
+            format=self.pix_fmt,
+            dst_colorspace=c.matrix if c.matrix != 2 else None,
+            dst_color_range=c.range or None,
+            dst_color_trc=c.transfer,
+            dst_color_primaries=c.primaries,
+        )
+
+    def write(self, batch: FrameBatch) -> None:
+        """Encode a batch of upscaled frames; each keeps its pts."""
+        if batch.time_base != self.info.time_base:
+            raise EncodeError(f"frame time base {batch.time_base} differs from the source's {self.info.time_base}")
+        hwc = batch.data.permute(0, 2, 3, 1).contiguous().numpy()
+        for rgb, pts in zip(hwc, batch.pts.tolist(), strict=True):
+            frame = self._to_frame(rgb)
+            frame.pts = pts
+            frame.time_base = self._video.codec_context.time_base
+            self._encode(frame)
+            self.frames_written += 1
+
+    def _encode(self, frame: av.VideoFrame | None) -> None:
+        try:
+            packets = self._video.encode(frame)
+        except av.FFmpegError as e:
+            raise EncodeError(f"video encoder failed: {e}") from e
+        for packet in packets:
+            if packet.pts is not None and packet.time_base is not None:
+                self._mux_others_until(float(packet.pts * packet.time_base))
+            self._out.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoder, copy the remaining packets, write the trailer."""
+        self._encode(None)  # frames the encoder still holds
+        self._mux_others_until(math.inf)
+        for out, _ in self._audio_encoders.values():
+            self._out.mux(out.encode(None))
+        self._src.close()
+        self._out.close()
+
+    def abort(self) -> None:
+        """Close both files without finalising the output (the caller deletes it)."""
+        for container in (getattr(self, "_src", None), getattr(self, "_out", None)):
+            if container is not None:
+                with contextlib.suppress(av.FFmpegError, OSError, ValueError):
+                    container.close()

@@ -1,0 +1,122 @@
+"""probe(): read a source's streams and video properties once, with clear errors for bad input."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from ..errors import InputError
+from ..frames import ColorInfo, StreamInfo, VideoInfo
+
+# FFmpeg's last-resort demuxers render any text file as "video"; a user never means that.
+_TEXT_FORMATS = {"tty"}
+
+
+def check_source(path: str | Path) -> Path:
+    """Raise `InputError` unless `path` is a non-empty regular file."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file; check the path")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory; give a video file (or use `streamsr batch` for folders)")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: the file is empty (0 bytes)")
+    return p
+
+
+def open_input(path: str | Path) -> av.container.InputContainer:
+    """Open a media file with PyAV, turning FFmpeg's errors into `InputError`."""
+    p = check_source(path)
+    try:
+        container = av.open(str(p), metadata_errors="ignore")
+    except av.FFmpegError as e:
+        raise InputError(f"{p}: not a media file FFmpeg can read ({e.strerror or e})") from e
+    if container.format.name in _TEXT_FORMATS:
+        container.close()
+        raise InputError(f"{p}: not a media file FFmpeg can read (it looks like text)")
+    return container
+
+
+def bit_depth_of(pix_fmt: str) -> int:
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    except (ValueError, av.FFmpegError):
+        return 8
+
+
+def _stream_info(stream: av.stream.Stream) -> StreamInfo:
+    kind = stream.type
+    cc = stream.codec_context
+    codec = cc.name if cc is not None else (getattr(stream, "codec_tag", None) or "data")
+    detail = ""
+    if kind == "video" and cc is not None:
+        detail = f"{cc.width}x{cc.height} {cc.pix_fmt}"
+    elif kind == "audio" and cc is not None:
+        layout = cc.layout.name if cc.layout else f"{cc.channels} ch"
+        detail = f"{cc.sample_rate} Hz {layout}"
+    return StreamInfo(stream.index, kind, codec, stream.metadata.get("language"), detail)
+
+
+def _frame_steps(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> list[int]:
+    """pts differences of the first ~48 frames, from demuxed packets (nothing is decoded)."""
+    pts = []
+    for packet in container.demux(stream):
+        if packet.pts is not None:
+            pts.append(packet.pts)
+        if len(pts) >= 64:
+            break
+    # Packets come in decode order; with B-frames the newest ones may still have gaps, so only
+    # the first 48 presentation times are complete.
+    pts = sorted(pts)[:48]
+    return [b - a for a, b in zip(pts, pts[1:], strict=False)]
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Describe the first video stream of `path` and list all its streams.
+
+    Raises:
+        InputError: missing, a directory, empty, unreadable, no video stream, or no decodable frame.
+    """
+    p = check_source(path)
+    with open_input(p) as container:
+        if not container.streams.video:
+            kinds = ", ".join(s.type for s in container.streams) or "no streams"
+            raise InputError(f"{p}: has no video stream ({kinds})")
+        stream = container.streams.video[0]
+        cc = stream.codec_context
+        try:
+            first = next(container.decode(stream))
+        except (av.FFmpegError, StopIteration) as e:
+            raise InputError(f"{p}: the video stream does not decode ({e}); the file may be corrupt or truncated") from e
+        container.seek(0)
+        steps = _frame_steps(container, stream)
+        tb = Fraction(stream.time_base)
+        # Millisecond-rounded timestamps (Matroska) jitter by a tick; that is not VFR.
+        variable = bool(steps) and (max(steps) - min(steps)) * tb > Fraction(1, 1000) + tb
+        fps = Fraction(stream.average_rate or stream.guessed_rate or 0)
+        if steps and min(steps) > 0:
+            measured = 1 / (Fraction(sorted(steps)[len(steps) // 2]) * tb)
+            # Some muxers report the time base as the rate (Matroska: 1000 fps); trust the pts.
+            if not fps or not measured / 2 < fps < measured * 2:
+                fps = measured.limit_denominator(1001)
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        estimate = stream.frames or (math.ceil(duration * fps) if duration and fps else 0)
+        color = ColorInfo(
+            primaries=int(first.color_primaries), transfer=int(first.color_trc),
+            matrix=int(first.colorspace), range=int(first.color_range),
+        )
+        return VideoInfo(
+            width=cc.width, height=cc.height, fps=fps, time_base=Fraction(stream.time_base),
+            num_frames_estimate=int(estimate), codec=cc.name, pix_fmt=first.format.name,
+            bit_depth=bit_depth_of(first.format.name), color=color,
+            rotation_degrees=int(first.rotation or 0), duration_seconds=duration,
+            variable_frame_rate=variable, container=container.format.name,
+            streams=tuple(_stream_info(s) for s in container.streams),
+        )

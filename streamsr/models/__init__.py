@@ -1,0 +1,135 @@
+"""Model registry, named pretrained models and loading.
+
+A *name* (``safdn-x4``) refers to a weight file shipped in ``weights/``; a *path* refers to any
+``.safetensors`` (or legacy ``.pth``) file. Both load through `load_model`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import UnsupportedModelError, WeightsMissingError
+from . import archs  # noqa: F401  (registers the architectures)
+from .complexity import Complexity, count_params, measure_complexity
+from .descriptor import ModelDescriptor
+from .registry import REGISTRY, ArchSpec, register_arch
+from .weights import load_weights, read_metadata, save_weights
+
+
+@dataclass(frozen=True)
+class NamedModel:
+    """A model streamsr ships weights for."""
+
+    name: str
+    arch: str
+    scale: int
+    hparams: dict[str, int | float]
+    summary: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.safetensors"
+
+
+# The default SAFDN (~250K params) and a real-time variant for the CPU live preview.
+_DEFAULT = {"feat": 48, "blocks": 8}
+_REALTIME = {"feat": 24, "blocks": 3, "esa": 8}
+CATALOG: dict[str, NamedModel] = {
+    m.name: m
+    for m in [
+        *(NamedModel(f"safdn-x{s}", "safdn", s, {**_DEFAULT, "scale": s}, f"SAFDN x{s}, quality") for s in (2, 3, 4)),
+        *(NamedModel(f"safdn-rt-x{s}", "safdn", s, {**_REALTIME, "scale": s}, f"small SAFDN x{s}, real time on CPU") for s in (2, 4)),
+    ]
+}
+
+
+def default_model_name(scale: int) -> str:
+    """The model `streamsr upscale --scale N` uses when none is named."""
+    name = f"safdn-x{scale}"
+    if name not in CATALOG:
+        scales = sorted({m.scale for m in CATALOG.values()})
+        raise UnsupportedModelError(f"no model for scale {scale}; available scales: {scales}")
+    return name
+
+
+def weights_dirs() -> list[Path]:
+    """Where named weights are looked up, in order.
+
+    ``$STREAMSR_WEIGHTS`` (if set), the copy inside an installed wheel, then the source
+    checkout's top-level ``weights/`` (editable installs).
+    """
+    here = Path(__file__).resolve().parent.parent
+    dirs = [here / "weights", here.parent / "weights"]
+    env = os.environ.get("STREAMSR_WEIGHTS")
+    return [Path(env), *dirs] if env else dirs
+
+
+def find_weights(name: str) -> Path | None:
+    entry = CATALOG[name]
+    for d in weights_dirs():
+        if (d / entry.filename).is_file():
+            return d / entry.filename
+    return None
+
+
+def load_model(name_or_path: str | Path, *, device: str | torch.device = "cpu") -> ModelDescriptor:
+    """Load a named model (``safdn-x4``) or a weight file path.
+
+    Raises:
+        WeightsMissingError: the name is known but its weight file is not installed.
+        UnsupportedModelError: unknown name, unreadable file, or an unknown architecture.
+    """
+    key = str(name_or_path)
+    if key in CATALOG:
+        path = find_weights(key)
+        if path is None:
+            where = ", ".join(str(d) for d in weights_dirs())
+            raise WeightsMissingError(
+                f"weights for {key!r} are not installed (looked in {where}); "
+                f"pass a .safetensors file with --model, or train one with `streamsr train`"
+            )
+        name = key
+    else:
+        path = Path(key)
+        if path.suffix not in (".safetensors", ".pth", ".pt"):
+            known = ", ".join(CATALOG)
+            raise UnsupportedModelError(f"unknown model {key!r}: give one of {known}, or a .safetensors path")
+        name = str(path)
+    module, meta = load_weights(path, device=device)
+    return ModelDescriptor.from_module(module, name=name, arch=meta["arch"], metadata=meta)
+
+
+def list_models() -> list[NamedModel]:
+    """The catalog, in order (installed or not; see `find_weights`)."""
+    return list(CATALOG.values())
+
+
+def build_model(name: str) -> torch.nn.Module:
+    """A randomly initialised network with a catalog entry's hyperparameters (for training)."""
+    entry = CATALOG[name]
+    return REGISTRY[entry.arch].cls(**entry.hparams)
+
+
+__all__ = [
+    "CATALOG",
+    "REGISTRY",
+    "ArchSpec",
+    "Complexity",
+    "ModelDescriptor",
+    "NamedModel",
+    "build_model",
+    "count_params",
+    "default_model_name",
+    "find_weights",
+    "list_models",
+    "load_model",
+    "load_weights",
+    "measure_complexity",
+    "read_metadata",
+    "register_arch",
+    "save_weights",
+]

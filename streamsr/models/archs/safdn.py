@@ -1,0 +1,230 @@
+"""SAFDN: self-attention feature distillation network (DESIGN.md §3).
+
+Our reading of the paper, whose abstract is all that is public:
+
+* The backbone works in LR space: a 3x3 head, ``blocks`` SAFD blocks whose outputs are
+  concatenated and fused by a 1x1, a 3x3, a global residual, and a PixelShuffle upsampler.
+* A SAFD block distils features (IMDN/RFDN/BSRN style): at each of three stages a 1x1 branch
+  keeps ``feat // 2`` channels while a blueprint-separable 3x3 (1x1 then depthwise 3x3) refines
+  the rest; the distilled parts are concatenated and fused by a 1x1.
+* Then a global self-attention whose feed-forward path first compresses the channels, then
+  computes queries, keys and values with asymmetric depthwise convolutions (1xk then kx1); the
+  attention is channel-wise ("transposed"), so its cost is linear in the number of pixels.
+  q and k are L2-normalised over the pixels and scaled by a learned temperature, which keeps the
+  logits in [-t, t] and the block fp16-safe; the Gram product is summed in fp32.
+* Last a spatial attention: a fraction of the channels is shifted by one pixel up, down, left and
+  right (zero fill, implemented as slicing so it costs no FLOPs), then an ESA-style gate
+  (reduce, context, expand, sigmoid) multiplies the block's features.
+
+Our choice for the spatial gate: ESA's strided conv and strided max-pool are replaced by a
+stride-1 dilated depthwise context, so the network stays translation-equivariant away from the
+global attention and tiles line up with the full frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..registry import register_arch
+
+
+class BSConv(nn.Module):
+    """Blueprint-separable 3x3 convolution: pointwise mixing, then a depthwise 3x3."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.pw = nn.Conv2d(in_ch, out_ch, 1, bias=False)
+        self.dw = nn.Conv2d(out_ch, out_ch, 3, padding=1, groups=out_ch)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dw(self.pw(x))
+
+
+def shift_channels(x: Tensor, fraction: float, pixels: int = 1) -> Tensor:
+    """Shift four groups of ``fraction * C`` channels up, down, left and right (zero fill).
+
+    Slicing and padding, not a gather: the same result at no FLOPs and no index tensors.
+    """
+    c = x.shape[1]
+    g = max(1, int(c * fraction))
+    if 4 * g > c or pixels <= 0:
+        return x
+    p = pixels
+    up = F.pad(x[:, 0:g, p:, :], (0, 0, 0, p))
+    down = F.pad(x[:, g : 2 * g, :-p, :], (0, 0, p, 0))
+    left = F.pad(x[:, 2 * g : 3 * g, :, p:], (0, p, 0, 0))
+    right = F.pad(x[:, 3 * g : 4 * g, :, :-p], (p, 0, 0, 0))
+    return torch.cat((up, down, left, right, x[:, 4 * g :]), dim=1)
+
+
+class ShiftSpatialAttention(nn.Module):
+    """Spatial attention with partial channel shift (ESA-style gate, stride-1 context)."""
+
+    def __init__(self, feat: int, *, reduced: int, shift_fraction: float) -> None:
+        super().__init__()
+        self.shift_fraction = shift_fraction
+        self.reduce = nn.Conv2d(feat, reduced, 1)
+        self.context = nn.Sequential(
+            nn.Conv2d(reduced, reduced, 3, padding=2, dilation=2, groups=reduced),
+            nn.LeakyReLU(0.05, inplace=True),
+            nn.Conv2d(reduced, reduced, 3, padding=4, dilation=4, groups=reduced),
+        )
+        self.local = nn.Conv2d(reduced, reduced, 1)
+        self.expand = nn.Conv2d(reduced, feat, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        r = self.reduce(shift_channels(x, self.shift_fraction))
+        gate = torch.sigmoid(self.expand(self.context(r) + self.local(r)))
+        return x * gate
+
+
+class ACSelfAttention(nn.Module):
+    """Channel-compressing asymmetric-convolution path computing channel-wise self-attention.
+
+    Cost is O(HW * d^2) with d = feat // compress, i.e. linear in the number of pixels.
+    """
+
+    def __init__(self, feat: int, *, compress: int, kernel: int, heads: int) -> None:
+        super().__init__()
+        hidden = feat // compress
+        if hidden % heads:
+            raise ValueError(f"feat // compress ({hidden}) must be divisible by heads ({heads})")
+        self.heads = heads
+        self.compress = nn.Conv2d(feat, hidden, 1)
+        self.qkv = nn.Conv2d(hidden, 3 * hidden, 1, bias=False)
+        pad = kernel // 2
+        self.asym_h = nn.Conv2d(3 * hidden, 3 * hidden, (1, kernel), padding=(0, pad), groups=3 * hidden)
+        self.asym_v = nn.Conv2d(3 * hidden, 3 * hidden, (kernel, 1), padding=(pad, 0), groups=3 * hidden)
+        self.temperature = nn.Parameter(torch.full((heads, 1, 1), 4.0))
+        self.project = nn.Conv2d(hidden, feat, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, _, h, w = x.shape
+        qkv = self.asym_v(F.leaky_relu(self.asym_h(self.qkv(self.compress(x))), 0.05))
+        q, k, v = qkv.reshape(n, 3, self.heads, -1, h * w).unbind(1)
+        # Gram matrix and softmax in fp32: a sum over all pixels overflows fp16's precision.
+        q = F.normalize(q.float(), dim=-1)
+        k = F.normalize(k.float(), dim=-1)
+        attn = torch.softmax((q @ k.transpose(-2, -1)) * self.temperature.float(), dim=-1)
+        out = (attn.to(v.dtype) @ v).reshape(n, -1, h, w)
+        return x + self.project(out)
+
+
+class SAFDBlock(nn.Module):
+    """Feature distillation, then global channel attention, then shifted spatial attention."""
+
+    def __init__(
+        self, feat: int, *, compress: int, kernel: int, heads: int, esa: int, shift_fraction: float
+    ) -> None:
+        super().__init__()
+        distilled = feat // 2
+        self.distil = nn.ModuleList(nn.Conv2d(feat, distilled, 1) for _ in range(3))
+        self.refine = nn.ModuleList(BSConv(feat, feat) for _ in range(3))
+        self.last = BSConv(feat, distilled)
+        self.fuse = nn.Conv2d(4 * distilled, feat, 1)
+        self.act = nn.LeakyReLU(0.05, inplace=True)
+        self.attention = ACSelfAttention(feat, compress=compress, kernel=kernel, heads=heads)
+        self.spatial = ShiftSpatialAttention(feat, reduced=esa, shift_fraction=shift_fraction)
+
+    def forward(self, x: Tensor) -> Tensor:
+        kept = []
+        y = x
+        for distil, refine in zip(self.distil, self.refine, strict=True):
+            kept.append(self.act(distil(y)))
+            y = self.act(refine(y) + y)
+        kept.append(self.act(self.last(y)))
+        y = self.fuse(torch.cat(kept, dim=1))
+        y = self.spatial(self.attention(y))
+        return x + y
+
+
+class SAFDN(nn.Module):
+    """Self-attention feature distillation network for single-image super-resolution.
+
+    Input (N, in_ch, H, W) float in [0, 1]; output (N, in_ch, H*scale, W*scale), not clamped
+    (clamping is the engine's job). Any H, W >= 1 is accepted.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_ch: int = 3,
+        feat: int = 56,
+        blocks: int = 8,
+        scale: int = 4,
+        compress: int = 2,
+        kernel: int = 3,
+        heads: int = 1,
+        esa: int = 16,
+        shift_fraction: float = 0.125,
+    ) -> None:
+        super().__init__()
+        if scale not in (1, 2, 3, 4, 8):
+            raise ValueError(f"scale must be one of 1, 2, 3, 4, 8, got {scale}")
+        self.hparams: dict[str, int | float] = {
+            "in_ch": in_ch,
+            "feat": feat,
+            "blocks": blocks,
+            "scale": scale,
+            "compress": compress,
+            "kernel": kernel,
+            "heads": heads,
+            "esa": esa,
+            "shift_fraction": shift_fraction,
+        }
+        self.scale = scale
+        self.head = nn.Conv2d(in_ch, feat, 3, padding=1)
+        self.body = nn.ModuleList(
+            SAFDBlock(
+                feat, compress=compress, kernel=kernel, heads=heads, esa=esa, shift_fraction=shift_fraction
+            )
+            for _ in range(blocks)
+        )
+        self.fuse = nn.Sequential(nn.Conv2d(feat * blocks, feat, 1), nn.LeakyReLU(0.05, inplace=True))
+        self.tail = nn.Conv2d(feat, feat, 3, padding=1)
+        self.upsample = nn.Sequential(nn.Conv2d(feat, in_ch * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+        # Start as plain bilinear upscaling: training refines a sane image instead of noise.
+        nn.init.zeros_(self.upsample[0].weight)
+        nn.init.zeros_(self.upsample[0].bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        shallow = self.head(x)
+        y = shallow
+        outs = []
+        for block in self.body:
+            y = block(y)
+            outs.append(y)
+        y = self.tail(self.fuse(torch.cat(outs, dim=1))) + shallow
+        # Predict the residual over a bilinear upscale: faster convergence, same capacity.
+        base = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        return self.upsample(y) + base
+
+
+def _hparams_from_state(state: Mapping[str, Tensor]) -> dict[str, int | float]:
+    """Read SAFDN hyperparameters off tensor shapes (for files without streamsr metadata)."""
+    feat, in_ch = state["head.weight"].shape[:2]
+    blocks = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("body."))
+    out_ch = state["upsample.0.weight"].shape[0]
+    scale = round((out_ch / in_ch) ** 0.5)
+    hidden = state["body.0.attention.compress.weight"].shape[0]
+    return {
+        "in_ch": int(in_ch),
+        "feat": int(feat),
+        "blocks": blocks,
+        "scale": scale,
+        "compress": int(feat) // int(hidden),
+        "kernel": int(state["body.0.attention.asym_h.weight"].shape[-1]),
+        "heads": int(state["body.0.attention.temperature"].shape[0]),
+        "esa": int(state["body.0.spatial.reduce.weight"].shape[0]),
+    }
+
+
+def _looks_like_safdn(state: Mapping[str, Tensor]) -> bool:
+    return "head.weight" in state and "body.0.attention.temperature" in state and "upsample.0.weight" in state
+
+
+register_arch("safdn", SAFDN, detect=_looks_like_safdn, infer=_hparams_from_state)

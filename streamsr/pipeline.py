@@ -1,0 +1,275 @@
+"""upscale_file(): decode -> Upscaler -> encode, in three threads joined by bounded queues.
+
+Memory stays flat however long the video is: at most `queue_size` batches wait between stages.
+The output is written to a temporary name beside the destination and renamed only on success,
+so an error or Ctrl-C never leaves a partial file where a finished one is expected.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .engine import Upscaler
+from .errors import DecodeError, OutputError, StreamSRError
+from .frames import FrameBatch, VideoInfo
+from .io.encode import EncodeConfig, PyAVEncoder, output_format_supports
+from .io.probe import check_source, probe
+from .io.pyav import PyAVDecoder
+from .models import default_model_name
+
+Progress = Callable[[int], None]
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class UpscaleConfig:
+    """Everything `upscale_file` needs besides the paths."""
+
+    scale: int = 4
+    model: str = ""
+    """Registered name or weight file; empty picks ``safdn-x{scale}``."""
+    device: str = "auto"
+    precision: str = "auto"
+    batch: int = 1
+    tile: int = 0
+    decoder: str = "auto"
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    overwrite: bool = False
+    queue_size: int = 4
+
+    @property
+    def model_name(self) -> str:
+        return self.model or default_model_name(self.scale)
+
+
+@dataclass(frozen=True)
+class UpscaleResult:
+    """What one run did, with per-stage busy times (seconds spent working, not waiting)."""
+
+    output: Path
+    frames: int
+    seconds: float
+    decode_seconds: float
+    upscale_seconds: float
+    encode_seconds: float
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def upscale_fps(self) -> float:
+        return self.frames / self.upscale_seconds if self.upscale_seconds else 0.0
+
+
+def default_output(src: Path, scale: int, codec: str) -> Path:
+    """``video.mp4`` -> ``video_x4.mp4``; ``.mkv`` when the source's container cannot hold `codec`."""
+    dst = src.with_name(f"{src.stem}_x{scale}{src.suffix}")
+    return dst if output_format_supports(dst, codec) else dst.with_suffix(".mkv")
+
+
+def check_output(src: Path, dst: Path, *, overwrite: bool) -> None:
+    """Raise `OutputError` for an output that must not or cannot be written."""
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise OutputError(f"{dst}: the output would overwrite the input; choose another -o path")
+    if dst.is_dir():
+        raise OutputError(f"{dst}: is a directory; give a file name for the output")
+    if dst.exists() and not overwrite:
+        raise OutputError(f"{dst}: already exists; pass --overwrite to replace it")
+    parent = dst.parent
+    if not parent.is_dir():
+        raise OutputError(f"{parent}: the output directory does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{parent}: the output directory is not writable")
+
+
+def temporary_path(dst: Path) -> Path:
+    """A hidden name beside `dst`, with the same suffix so the muxer picks the same container."""
+    return dst.with_name(f".{dst.stem}.partial-{uuid.uuid4().hex[:8]}{dst.suffix}")
+
+
+_DONE = object()
+
+
+class _Stage(threading.Thread):
+    """A worker thread: its exception is kept (and re-raised by the pipeline), and stops all."""
+
+    def __init__(self, name: str, target: Callable[[], None], stop: threading.Event) -> None:
+        super().__init__(name=name, daemon=True)
+        self._target_fn, self._stop_all = target, stop
+        self.error: BaseException | None = None
+        self.busy_seconds = 0.0
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except BaseException as e:
+            self.error = e
+            self._stop_all.set()
+
+
+def _put(q: queue.Queue[Any], item: object, stop: threading.Event) -> bool:
+    """Put unless the pipeline is stopping; False means stop."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: queue.Queue[Any], stop: threading.Event) -> Any:
+    """Next item, or `_DONE` once the pipeline is stopping."""
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    return _DONE
+
+
+def run_stages(
+    batches: Iterator[FrameBatch],
+    upscale: Callable[[FrameBatch], FrameBatch],
+    write: Callable[[FrameBatch], None],
+    *,
+    queue_size: int = 4,
+    on_progress: Progress | None = None,
+) -> tuple[float, float, float]:
+    """Drive decode (thread) -> upscale (this thread) -> write (thread) through bounded queues.
+
+    Returns the busy seconds of (decode, upscale, write). The first error in any stage stops
+    all three and is re-raised here; so is Ctrl-C.
+    """
+    decoded: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+    upscaled: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+    stop = threading.Event()
+
+    def decode_loop() -> None:
+        it = iter(batches)
+        while True:
+            t = time.perf_counter()
+            batch = next(it, _DONE)
+            decoder.busy_seconds += time.perf_counter() - t
+            if not _put(decoded, batch, stop) or batch is _DONE:
+                return
+
+    def write_loop() -> None:
+        while (batch := _get(upscaled, stop)) is not _DONE:
+            t = time.perf_counter()
+            write(batch)
+            writer.busy_seconds += time.perf_counter() - t
+            if on_progress is not None:
+                on_progress(len(batch))
+
+    decoder = _Stage("streamsr-decode", decode_loop, stop)
+    writer = _Stage("streamsr-encode", write_loop, stop)
+    decoder.start()
+    writer.start()
+    upscale_seconds = 0.0
+    try:
+        while (batch := _get(decoded, stop)) is not _DONE:
+            t = time.perf_counter()
+            out = upscale(batch)
+            upscale_seconds += time.perf_counter() - t
+            if not _put(upscaled, out, stop):
+                break
+        _put(upscaled, _DONE, stop)
+        writer.join()
+    finally:
+        stop.set()  # unblocks whichever stage still waits on a queue
+        decoder.join()
+        writer.join()
+    for stage in (decoder, writer):
+        if stage.error is not None:
+            raise stage.error
+    return decoder.busy_seconds, upscale_seconds, writer.busy_seconds
+
+
+def upscale_file(
+    src: str | Path,
+    dst: str | Path | None = None,
+    config: UpscaleConfig | None = None,
+    *,
+    upscaler: Upscaler | None = None,
+    on_progress: Progress | None = None,
+    on_warning: Warn | None = None,
+) -> UpscaleResult:
+    """Upscale one video file.
+
+    Args:
+        src: the source video; never modified.
+        dst: the output path; default ``<stem>_x<scale><suffix>`` beside the source.
+        config: scale, model, device, encoder settings...
+        upscaler: an already loaded `Upscaler` (batch jobs load the model once).
+        on_progress: called with the number of frames written after each batch.
+        on_warning: called with each warning (streams skipped or re-encoded, frames lost).
+
+    Raises:
+        InputError, OutputError, EncodeError, UnsupportedModelError: nothing was written.
+        DecodeError: the source is damaged part-way; the frames that decoded were written.
+    """
+    cfg = config or UpscaleConfig()
+    src = check_source(src)
+    warnings: list[str] = []
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        if on_warning is not None:
+            on_warning(message)
+
+    info = probe(src)
+    dst = Path(dst) if dst is not None else default_output(src, cfg.scale, cfg.encode.codec)
+    check_output(src, dst, overwrite=cfg.overwrite)
+    if upscaler is None:
+        upscaler = Upscaler(cfg.model_name, device=cfg.device, precision=cfg.precision, batch=cfg.batch, tile=cfg.tile)
+    if upscaler.scale != cfg.scale:
+        raise StreamSRError(f"model {upscaler.model.name} upscales x{upscaler.scale}, but --scale {cfg.scale} was asked for")
+    decoder = open_decoder(src, info, cfg)
+    tmp = temporary_path(dst)
+    start = time.perf_counter()
+    encoder: PyAVEncoder | None = None
+    try:
+        encoder = PyAVEncoder(tmp, src, info, scale=cfg.scale, config=cfg.encode, warn=warn)
+        times = run_stages(iter(decoder), upscaler.upscale_batch, encoder.write, queue_size=cfg.queue_size, on_progress=on_progress)
+        if encoder.frames_written == 0:
+            raise DecodeError(f"{src}: no frame could be decoded; the file may be corrupt")
+        encoder.close()
+        os.replace(tmp, dst)
+    except BaseException:
+        if encoder is not None:
+            encoder.abort()
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        decoder.close()
+    result = UpscaleResult(dst, encoder.frames_written, time.perf_counter() - start, *times, warnings=tuple(warnings))
+    _check_complete(decoder, src, result)
+    return result
+
+
+def open_decoder(src: Path, info: VideoInfo, cfg: UpscaleConfig) -> PyAVDecoder:
+    """The decoder for `cfg.decoder` ("auto", "pyav", "dali"); the GPU path arrives with DALI."""
+    from .io import open_decoder as choose
+
+    return choose(src, backend=cfg.decoder, batch=cfg.batch, info=info)
+
+
+def _check_complete(decoder: PyAVDecoder, src: Path, result: UpscaleResult) -> None:
+    missing = decoder.frames_missing()
+    if decoder.error is not None or missing:
+        lost = f"{missing} frames lost" if missing else "the rest did not decode"
+        raise DecodeError(
+            f"{src}: the source is damaged; {result.frames} frames were upscaled into {result.output}, {lost}",
+            frames_done=result.frames, frames_lost=missing or None,
+        )

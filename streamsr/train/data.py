@@ -1,0 +1,78 @@
+"""Training pairs: HR images decoded once into memory, LR made once, random aligned crops."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..io.images import read_image
+from .degrade import bicubic_lr, modcrop
+
+IMAGE_SUFFIXES = {".png", ".webp", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
+
+
+def find_images(folders: Iterable[str | Path]) -> list[Path]:
+    """Image files below `folders`, sorted for reproducibility."""
+    found: list[Path] = []
+    for folder in folders:
+        found += [p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(found)
+
+
+class PairBank:
+    """HR/LR image pairs held in memory as uint8, sampled as random aligned patch batches.
+
+    Decoding and bicubic downscaling happen once per image, so sampling is only slicing;
+    the model never waits on the data. Images are drawn with probability proportional to their
+    area, so a few large photographs are not under-sampled against many small ones.
+    """
+
+    def __init__(self, paths: Iterable[Path], *, scale: int, patch: int, seed: int = 0) -> None:
+        self.scale, self.patch = scale, patch
+        self.hr: list[Tensor] = []
+        self.lr: list[Tensor] = []
+        for path in paths:
+            hr = modcrop(read_image(path), scale)
+            if min(hr.shape[-2:]) < patch * scale:
+                continue
+            self.hr.append(hr)
+            self.lr.append(bicubic_lr(hr, scale))
+        if not self.hr:
+            raise ValueError(f"no training image is at least {patch * scale} px on its short side")
+        area = np.array([t.shape[-1] * t.shape[-2] for t in self.hr], dtype=np.float64)
+        self._p = area / area.sum()
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.hr)
+
+    def set_state(self, state: dict) -> None:
+        self._rng.bit_generator.state = state
+
+    def get_state(self) -> dict:
+        return self._rng.bit_generator.state
+
+    def sample(self, batch: int) -> tuple[Tensor, Tensor]:
+        """(lr, hr) float32 batches in [0, 1]: (B, 3, p, p) and (B, 3, p*s, p*s)."""
+        s, p = self.scale, self.patch
+        lrs, hrs = [], []
+        for i in self._rng.choice(len(self.hr), size=batch, p=self._p):
+            lr_img, hr_img = self.lr[i], self.hr[i]
+            y = int(self._rng.integers(0, lr_img.shape[1] - p + 1))
+            x = int(self._rng.integers(0, lr_img.shape[2] - p + 1))
+            lr = lr_img[:, y : y + p, x : x + p]
+            hr = hr_img[:, y * s : (y + p) * s, x * s : (x + p) * s]
+            flip_h, flip_v, rot = self._rng.integers(0, 2, size=3)
+            if flip_h:
+                lr, hr = lr.flip(-1), hr.flip(-1)
+            if flip_v:
+                lr, hr = lr.flip(-2), hr.flip(-2)
+            if rot:
+                lr, hr = lr.transpose(-1, -2), hr.transpose(-1, -2)
+            lrs.append(lr)
+            hrs.append(hr)
+        return torch.stack(lrs).float().div_(255), torch.stack(hrs).float().div_(255)

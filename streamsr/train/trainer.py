@@ -1,0 +1,188 @@
+"""The training loop: L1 (+FFT) loss, Adam, warm-up + cosine schedule, EMA, resumable checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..models import CATALOG, build_model, load_weights, save_weights
+from .data import PairBank, find_images
+from .evaluate import evaluate_set, module_upscaler
+from .losses import L1FFTLoss
+
+Log = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def learning_rate(cfg: TrainConfig, it: int) -> float:
+    """Linear warm-up, then cosine decay from `lr` to `lr_min` at `iterations`."""
+    if it < cfg.warmup:
+        return cfg.lr * (it + 1) / cfg.warmup
+    t = min(1.0, (it - cfg.warmup) / max(1, cfg.iterations - cfg.warmup))
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
+
+
+def load_matching(model: nn.Module, path: str | Path) -> list[str]:
+    """Copy every tensor of `path` whose name and shape match `model`; returns the skipped names.
+
+    This is how x3/x4 start from the x2 body: everything but the upsampler carries over.
+    """
+    source, _ = load_weights(path)
+    own = model.state_dict()
+    taken = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(taken, strict=False)
+    return sorted(set(own) - set(taken))
+
+
+class Trainer:
+    """Trains one catalog model per `TrainConfig`; `fit()` can be interrupted and resumed."""
+
+    def __init__(self, cfg: TrainConfig, *, log: Log = _quiet) -> None:
+        if cfg.model not in CATALOG:
+            raise ValueError(f"unknown model {cfg.model!r}; choose from {', '.join(CATALOG)}")
+        self.cfg, self.log = cfg, log
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.entry = CATALOG[cfg.model]
+        self.scale = self.entry.scale
+        self.model = build_model(cfg.model).to(memory_format=torch.channels_last)
+        if cfg.init:
+            skipped = load_matching(self.model, cfg.init)
+            log(f"initialised from {cfg.init}; {len(skipped)} tensors left at random: {skipped}")
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+        self.loss_fn = L1FFTLoss(cfg.fft_weight)
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.iteration = 0
+        self.best_psnr = -math.inf
+        self.train_seconds = 0.0
+        self._bank: PairBank | None = None
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out / "best.safetensors"
+
+    def bank(self) -> PairBank:
+        if self._bank is None:
+            paths = find_images(self.cfg.data)
+            self._bank = PairBank(paths, scale=self.scale, patch=self.cfg.patch, seed=self.cfg.seed)
+        return self._bank
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "opt": self.opt.state_dict(),
+            "iteration": self.iteration,
+            "best_psnr": self.best_psnr,
+            "train_seconds": self.train_seconds,
+            "data_rng": self.bank().get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "config": dataclasses.asdict(self.cfg),
+        }
+
+    def save_checkpoint(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint_path.with_suffix(".pt.part")
+        torch.save(self.state(), tmp)
+        tmp.replace(self.checkpoint_path)  # a crash mid-write never corrupts the last checkpoint
+
+    def load_checkpoint(self, path: str | Path | None = None) -> None:
+        state = torch.load(path or self.checkpoint_path, map_location="cpu", weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt.load_state_dict(state["opt"])
+        self.iteration = state["iteration"]
+        self.best_psnr = state["best_psnr"]
+        self.train_seconds = state["train_seconds"]
+        self.bank().set_state(state["data_rng"])
+        torch.set_rng_state(state["torch_rng"])
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def step(self, lr: torch.Tensor, hr: torch.Tensor) -> float:
+        self.model.train()
+        for group in self.opt.param_groups:
+            group["lr"] = learning_rate(self.cfg, self.iteration)
+        loss = self.loss_fn(self.model(lr.contiguous(memory_format=torch.channels_last)), hr)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        # Warm the EMA up (as timm does) so early validations are not dominated by random init.
+        decay = min(self.cfg.ema, (1 + self.iteration) / (10 + self.iteration))
+        with torch.no_grad():
+            ema_p = list(self.ema.parameters())
+            torch._foreach_lerp_(ema_p, list(self.model.parameters()), 1 - decay)
+        self.iteration += 1
+        return loss.item()
+
+    def validate(self) -> float:
+        score = evaluate_set(self.cfg.val, module_upscaler(self.ema), scale=self.scale)
+        return score.psnr
+
+    def training_record(self, val_psnr: float) -> dict[str, Any]:
+        return {
+            "iterations": self.iteration,
+            "train_seconds": round(self.train_seconds),
+            "data": list(self.cfg.data),
+            "val_set": Path(self.cfg.val).name,
+            "val_psnr": round(val_psnr, 3),
+            "recipe": dataclasses.asdict(self.cfg),
+        }
+
+    def fit(self, *, resume: bool = False) -> Path:
+        """Train to `cfg.iterations`; returns the best EMA weights file (by validation PSNR)."""
+        cfg = self.cfg
+        if resume and self.checkpoint_path.exists():
+            self.load_checkpoint()
+            self.log(f"resumed at iteration {self.iteration} (best {self.best_psnr:.3f} dB)")
+        bank = self.bank()
+        self.log(f"{len(bank)} training images, x{self.scale}, LR patch {cfg.patch}, batch {cfg.batch}")
+        window_start, window_its, window_loss = time.perf_counter(), 0, 0.0
+        while self.iteration < cfg.iterations:
+            t0 = time.perf_counter()
+            lr, hr = bank.sample(cfg.batch)
+            window_loss += self.step(lr, hr)
+            window_its += 1
+            self.train_seconds += time.perf_counter() - t0
+            it = self.iteration
+            if it % 50 == 0:
+                rate = window_its / (time.perf_counter() - window_start)
+                self.log(f"it {it} loss {window_loss / window_its:.5f} lr {learning_rate(cfg, it):.2e} {rate:.2f} it/s")
+                window_start, window_its, window_loss = time.perf_counter(), 0, 0.0
+            if it % cfg.val_every == 0 or it == cfg.iterations:
+                val = self.validate()
+                if val > self.best_psnr:
+                    self.best_psnr = val
+                    save_weights(self.ema, self.best_path, arch=self.entry.arch, extra={"training": self.training_record(val)})
+                self.log(f"it {it} val {Path(cfg.val).name} {val:.3f} dB (best {self.best_psnr:.3f})")
+            if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
+                self.save_checkpoint()
+        return self.best_path
+
+
+def training_summary(path: str | Path) -> dict[str, Any]:
+    """The training record stored in a weight file's metadata."""
+    _, meta = load_weights(path)
+    return json.loads(meta.get("training", "{}"))

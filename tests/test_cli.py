@@ -1,0 +1,151 @@
+"""CLI: every command has help; every bad input ends in one line, a non-zero code, no output file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import click
+import pytest
+from click.testing import CliRunner
+from conftest import make_clip
+
+from streamsr import __version__
+from streamsr.cli import cli
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("command", cli.commands.values(), ids=lambda c: c.name)
+def test_commands_have_help(command: click.Command) -> None:
+    assert command.help, f"{command.name} is missing its help"
+    code, out = run(command.name, "--help")
+    assert code == 0 and "Usage" in out
+
+
+def test_version() -> None:
+    code, out = run("--version")
+    assert code == 0 and __version__ in out
+
+
+def test_upscale_keeps_audio(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    out = tmp_path / "out.mp4"
+    code, text = run("upscale", str(clip_mp4), "-o", str(out), "--scale", "2", "-m", str(tiny_weights), "--quiet")
+    assert code == 0, text
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].width == 128 and len(c.streams.audio) == 1
+        assert sum(1 for _ in c.decode(video=0)) == 12
+
+
+def test_probe_lists_streams(clip_mkv_subs: Path) -> None:
+    code, out = run("probe", str(clip_mkv_subs))
+    assert code == 0
+    assert "64x48" in out and "audio: aac" in out and "subtitle" in out and "[eng]" in out
+
+
+def test_models_lists_catalog() -> None:
+    code, out = run("models")
+    assert code == 0 and "safdn-x4" in out and "safdn-rt-x2" in out
+
+
+def _no_partial(folder: Path) -> None:
+    assert not [p for p in folder.iterdir() if "partial" in p.name]
+
+
+@pytest.fixture()
+def bad_inputs(tmp_path: Path, clip_mp4: Path) -> dict[str, Path]:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video\n" * 50)
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+    audio_only = make_clip(tmp_path / "audio_only.mkv", audio=True)
+    with av.open(str(audio_only)) as src, av.open(str(tmp_path / "sound.mka"), "w") as out:
+        a = out.add_stream_from_template(src.streams.audio[0])
+        for p in src.demux(src.streams.audio[0]):
+            if p.size:
+                p.stream = a
+                out.mux(p)
+    corrupt = tmp_path / "corrupt.mp4"
+    data = bytearray(clip_mp4.read_bytes())
+    corrupt.write_bytes(bytes(data[: len(data) // 3]))  # MP4 index at the end: unreadable
+    return {"text": text, "empty": empty, "no_video": tmp_path / "sound.mka", "corrupt": corrupt,
+            "dir": tmp_path, "missing": tmp_path / "nope.mp4"}
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [("missing", "no such file"), ("dir", "is a directory"), ("empty", "empty"), ("text", "not a media file"),
+     ("no_video", "no video stream"), ("corrupt", "not a media file|corrupt|does not decode")],
+)
+def test_bad_input_is_one_clear_line(bad_inputs: dict[str, Path], tmp_path: Path, tiny_weights: Path, case: str, message: str) -> None:
+    out = tmp_path / "out" / "x.mp4"
+    out.parent.mkdir()
+    code, text = run("upscale", str(bad_inputs[case]), "-o", str(out), "-s", "2", "-m", str(tiny_weights), "-q")
+    assert code == 2, text
+    lines = text.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:"), text
+    import re
+
+    assert re.search(message, lines[0]), lines[0]
+    assert "Traceback" not in text and not out.exists()
+
+
+def test_unsupported_scale(clip_mp4: Path) -> None:
+    code, text = run("upscale", str(clip_mp4), "--scale", "5")
+    assert code == 2 and "5" in text and "Traceback" not in text
+
+
+def test_output_equal_to_input_is_refused(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    src = tmp_path / "same.mp4"
+    src.write_bytes(clip_mp4.read_bytes())
+    before = src.read_bytes()
+    code, text = run("upscale", str(src), "-o", str(src), "-s", "2", "-m", str(tiny_weights), "--overwrite", "-q")
+    assert code == 3 and "overwrite the input" in text
+    assert src.read_bytes() == before
+
+
+def test_existing_output_needs_overwrite(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    out = tmp_path / "there.mp4"
+    out.write_bytes(b"keep me")
+    code, text = run("upscale", str(clip_mp4), "-o", str(out), "-s", "2", "-m", str(tiny_weights), "-q")
+    assert code == 3 and "--overwrite" in text and out.read_bytes() == b"keep me"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere; permission bits do not apply")
+def test_unwritable_output_directory(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    code, text = run("upscale", str(clip_mp4), "-o", str(locked / "x.mp4"), "-s", "2", "-m", str(tiny_weights), "-q")
+    assert code == 3 and "not writable" in text
+
+
+def test_missing_output_directory(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    code, text = run("upscale", str(clip_mp4), "-o", str(tmp_path / "no" / "x.mp4"), "-s", "2", "-m", str(tiny_weights), "-q")
+    assert code == 3 and "does not exist" in text
+
+
+def test_missing_weights_say_so(clip_mp4: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamsr.models as models
+
+    monkeypatch.setattr(models, "weights_dirs", lambda: [tmp_path / "empty"])
+    code, text = run("upscale", str(clip_mp4), "-o", str(tmp_path / "x.mp4"), "-s", "3", "-q")
+    assert code == 4 and "not installed" in text and "safdn-x3" in text
+
+
+def test_model_scale_mismatch(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    code, text = run("upscale", str(clip_mp4), "-o", str(tmp_path / "x.mp4"), "-s", "4", "-m", str(tiny_weights), "-q")
+    assert code != 0 and "x2" in text and "Traceback" not in text
+    _no_partial(tmp_path)
+
+
+def test_damaged_source_exits_non_zero_with_count(media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    full = make_clip(media_dir / "long2.mkv", frames=48, audio=False)
+    damaged = tmp_path / "damaged.mkv"
+    damaged.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.6)])
+    out = tmp_path / "damaged_x2.mkv"
+    code, text = run("upscale", str(damaged), "-o", str(out), "-s", "2", "-m", str(tiny_weights), "-q")
+    assert code == 2 and "frames lost" in text and out.exists()

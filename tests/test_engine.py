@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+import torch
+
+from streamsr.engine import Upscaler, cpu_has_fast_bf16, resolve_precision, tile_spans
+from streamsr.errors import BackendUnavailableError
+from streamsr.frames import FrameBatch
+from streamsr.models import ModelDescriptor
+from streamsr.models.archs.safdn import SAFDN
+
+
+def _descriptor(scale: int = 2) -> ModelDescriptor:
+    model = SAFDN(feat=16, blocks=2, esa=8, scale=scale).eval()
+    for name, p in model.named_parameters():
+        p.data.normal_(0, 0.1) if "temperature" not in name else p.data.fill_(10.0)
+    return ModelDescriptor.from_module(model, name="test", arch="safdn")
+
+
+def test_tile_spans_cover_every_pixel_once() -> None:
+    spans = list(tile_spans(100, 32, 8))
+    covered = [i for _, _, c0, c1 in spans for i in range(c0, c1)]
+    assert covered == list(range(100))
+    for w0, w1, c0, c1 in spans:
+        assert w0 <= c0 < c1 <= w1 and w1 - w0 <= 32 + 16
+
+
+def test_tiled_output_matches_untiled() -> None:
+    desc = _descriptor()
+    x = torch.rand(2, 3, 70, 90)
+    calls = []
+    desc.module.register_forward_hook(lambda *_: calls.append(1))
+    full = Upscaler(desc, device="cpu", precision="fp32")(x)
+    calls.clear()
+    tiled = Upscaler(desc, device="cpu", precision="fp32", tile=32, tile_overlap=16)(x)
+    assert len(calls) == 2 * 9  # 3 x 3 tiles per frame really ran
+    assert tiled.shape == full.shape == (2, 3, 140, 180)
+    assert (tiled - full).abs().max() <= 1e-3
+
+
+def test_upscale_batch_keeps_dtype_pts_and_range() -> None:
+    up = Upscaler(_descriptor(), device="cpu", precision="fp32", batch=2)
+    for dtype, peak in ((torch.uint8, 255), (torch.uint16, 65535)):
+        data = torch.randint(0, peak + 1, (3, 3, 10, 12), dtype=torch.int64).to(dtype)
+        batch = FrameBatch(data=data, pts=torch.tensor([5, 9, 20]), time_base=Fraction(1, 90000), index_start=7)
+        out = up.upscale_batch(batch)
+        assert out.data.dtype == dtype and out.data.shape == (3, 3, 20, 24)
+        assert out.pts.tolist() == [5, 9, 20] and out.index_start == 7
+
+
+def test_batching_does_not_change_results() -> None:
+    desc = _descriptor()
+    x = torch.rand(5, 3, 16, 16)
+    one = Upscaler(desc, device="cpu", precision="fp32", batch=1)(x)
+    many = Upscaler(desc, device="cpu", precision="fp32", batch=4)(x)
+    torch.testing.assert_close(one, many, atol=1e-5, rtol=0)
+
+
+def test_output_is_clamped() -> None:
+    desc = _descriptor()
+    y = Upscaler(desc, device="cpu", precision="fp32")(torch.ones(1, 3, 8, 8))
+    assert y.min() >= 0 and y.max() <= 1
+
+
+def test_precision_choice() -> None:
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == torch.float32
+    assert resolve_precision("auto", cpu) == (torch.bfloat16 if cpu_has_fast_bf16() else torch.float32)
+    with pytest.raises(BackendUnavailableError):
+        resolve_precision("fp16", cpu)
+
+
+def test_bf16_stays_close_to_fp32() -> None:
+    desc = _descriptor()
+    x = torch.rand(1, 3, 24, 24)
+    ref = Upscaler(desc, device="cpu", precision="fp32")(x)
+    bf = Upscaler(desc, device="cpu", precision="bf16")(x)
+    mse = torch.mean((bf - ref) ** 2).item()
+    assert 10 * torch.log10(torch.tensor(1.0 / max(mse, 1e-12))) > 40  # dB between the two
+
+
+def test_input_contract_is_checked() -> None:
+    up = Upscaler(_descriptor(), device="cpu", precision="fp32")
+    with pytest.raises(ValueError, match="4-D|expected"):
+        up(torch.rand(3, 8, 8))
+    with pytest.raises(ValueError, match="float"):
+        up(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+
+
+@pytest.mark.needs_cuda
+def test_fp16_cuda_close_to_fp32() -> None:
+    desc = _descriptor()
+    x = torch.rand(2, 3, 64, 64)
+    ref = Upscaler(desc, device="cpu", precision="fp32")(x)
+    half = Upscaler(desc, device="cuda", precision="fp16")(x.cuda()).cpu()
+    mse = torch.mean((half - ref) ** 2).item()
+    assert 10 * torch.log10(torch.tensor(1.0 / max(mse, 1e-12))) > 45

@@ -1,0 +1,184 @@
+"""End-to-end: generated clips through decode -> SAFDN -> encode; assertions on the output file."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from conftest import make_clip, pattern
+
+from streamsr.errors import DecodeError, OutputError
+from streamsr.frames import FrameBatch
+from streamsr.io.probe import probe
+from streamsr.pipeline import UpscaleConfig, run_stages, upscale_file
+
+
+def _cfg(weights: Path, **kw: object) -> UpscaleConfig:
+    return UpscaleConfig(scale=2, model=str(weights), device="cpu", precision="fp32", **kw)  # type: ignore[arg-type]
+
+
+def video_times(path: Path) -> list[float]:
+    with av.open(str(path)) as c:
+        return [float(f.pts * f.time_base) for f in c.decode(video=0)]
+
+
+def packets(path: Path, kind: str) -> list[tuple[bytes, float]]:
+    with av.open(str(path)) as c:
+        stream = next(s for s in c.streams if s.type == kind)
+        return [(bytes(p), float(p.pts * p.time_base)) for p in c.demux(stream) if p.size]
+
+
+def test_mp4_with_audio(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    out = tmp_path / "out.mp4"
+    result = upscale_file(clip_mp4, out, _cfg(tiny_weights))
+    src, dst = probe(clip_mp4), probe(out)
+    assert (dst.width, dst.height) == (2 * src.width, 2 * src.height)
+    assert result.frames == 12
+    assert video_times(out) == pytest.approx(video_times(clip_mp4), abs=1e-3)
+    src_audio, dst_audio = packets(clip_mp4, "audio"), packets(out, "audio")
+    assert [p for p, _ in dst_audio] == [p for p, _ in src_audio]  # bit for bit, same count
+    assert [t for _, t in dst_audio] == pytest.approx([t for _, t in src_audio], abs=1e-3)
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_default_output_name_beside_input(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    src = tmp_path / "video.mp4"
+    src.write_bytes(clip_mp4.read_bytes())
+    before = src.read_bytes()
+    result = upscale_file(src, None, _cfg(tiny_weights))
+    assert result.output == tmp_path / "video_x2.mp4" and result.output.is_file()
+    assert src.read_bytes() == before  # the source is never touched
+
+
+def test_variable_frame_rate_keeps_every_timestamp(clip_vfr: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    out = tmp_path / "vfr_x2.mkv"
+    upscale_file(clip_vfr, out, _cfg(tiny_weights))
+    expected = [0, 0.04, 0.09, 0.1, 0.18, 0.2, 0.29, 0.3, 0.333, 0.42]
+    assert video_times(clip_vfr) == pytest.approx(expected, abs=1e-3)
+    assert video_times(out) == pytest.approx(expected, abs=1e-3)
+
+
+def test_mkv_keeps_audio_and_subtitles(clip_mkv_subs: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    out = tmp_path / "subs_x2.mkv"
+    upscale_file(clip_mkv_subs, out, _cfg(tiny_weights))
+    assert packets(out, "subtitle") == packets(clip_mkv_subs, "subtitle")
+    assert [p for p, _ in packets(out, "audio")] == [p for p, _ in packets(clip_mkv_subs, "audio")]
+    with av.open(str(out)) as c:
+        assert c.streams.subtitles[0].metadata.get("language") == "eng"
+
+
+def test_subtitles_into_mp4_are_skipped_with_a_warning(clip_mkv_subs: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    warnings: list[str] = []
+    out = tmp_path / "subs_x2.mp4"
+    upscale_file(clip_mkv_subs, out, _cfg(tiny_weights), on_warning=warnings.append)
+    assert any("subtitle" in w and ".mkv" in w for w in warnings)
+    with av.open(str(out)) as c:
+        assert len(c.streams.audio) == 1 and not c.streams.subtitles
+
+
+def test_odd_dimensions(clip_odd: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    out = tmp_path / "odd_x2.mkv"
+    result = upscale_file(clip_odd, out, _cfg(tiny_weights))
+    info = probe(out)
+    assert (info.width, info.height) == (74, 46) and result.frames == 5
+
+
+def test_ten_bit_and_colour_tags_survive(clip_10bit: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    out = tmp_path / "tenbit_x2.mkv"
+    upscale_file(clip_10bit, out, _cfg(tiny_weights, encode=_x264()))
+    src, dst = probe(clip_10bit), probe(out)
+    assert src.bit_depth == 10 and dst.bit_depth == 10
+    assert dst.color == src.color and dst.color.transfer == 16
+
+
+def _x264():  # noqa: ANN202
+    from streamsr.io.encode import EncodeConfig
+
+    return EncodeConfig(codec="libx264", crf=10, preset="ultrafast")
+
+
+def test_colours_are_preserved(media_dir: Path, tmp_path: Path) -> None:
+    """With an identity model (untrained: bilinear), the picture's colours must come back as they went in."""
+    from streamsr.models import save_weights
+    from streamsr.models.archs.safdn import SAFDN
+
+    weights = tmp_path / "bilinear.safetensors"
+    save_weights(SAFDN(feat=8, blocks=1, esa=4, scale=2), weights, arch="safdn")
+    src = make_clip(media_dir / "flat.mkv", frames=3, codec="ffv1", pix_fmt="yuv444p", audio=False)
+    out = tmp_path / "flat_x2.mkv"
+    upscale_file(src, out, _cfg(weights, encode=_x264()))
+    with av.open(str(out)) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(np.float64)
+    expected = pattern(64, 48, 0).astype(np.float64)
+    # Compare block means (the pattern is resampled x2, so compare 2x2-pooled output).
+    pooled = frame.reshape(48, 2, 64, 2, 3).mean(axis=(1, 3))
+    assert np.abs(pooled - expected).mean() < 6
+
+
+def test_existing_output_is_not_overwritten(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    out = tmp_path / "exists.mp4"
+    out.write_bytes(b"precious")
+    with pytest.raises(OutputError, match="--overwrite"):
+        upscale_file(clip_mp4, out, _cfg(tiny_weights))
+    assert out.read_bytes() == b"precious"
+    upscale_file(clip_mp4, out, _cfg(tiny_weights, overwrite=True))
+    assert probe(out).width == 128
+
+
+def test_error_mid_run_leaves_no_partial_output(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    from streamsr.engine import Upscaler
+
+    class Exploding(Upscaler):
+        def upscale_batch(self, frames: FrameBatch) -> FrameBatch:
+            if frames.index_start >= 4:
+                raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-file
+            return super().upscale_batch(frames)
+
+    up = Exploding(str(tiny_weights), device="cpu", precision="fp32")
+    out = tmp_path / "never.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        upscale_file(clip_mp4, out, _cfg(tiny_weights), upscaler=up)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_truncated_source_writes_what_decodes_and_reports_loss(media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    full = make_clip(media_dir / "long.mkv", frames=48, audio=False)
+    damaged = tmp_path / "damaged.mkv"
+    damaged.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.6)])
+    out = tmp_path / "damaged_x2.mkv"
+    with pytest.raises(DecodeError, match="frames lost") as err:
+        upscale_file(damaged, out, _cfg(tiny_weights))
+    assert 0 < err.value.frames_done < 48 and err.value.frames_lost
+    assert probe(out).width == 128  # what decoded was kept, finished and playable
+
+
+def test_stage_errors_propagate_and_stop_the_pipeline() -> None:
+    def batches():  # noqa: ANN202
+        for i in range(100):
+            yield FrameBatch(torch.zeros(1, 3, 2, 2, dtype=torch.uint8), torch.tensor([i]), Fraction(1, 25), i)
+
+    written: list[int] = []
+
+    def write(b: FrameBatch) -> None:
+        if b.index_start == 3:
+            raise OSError("disk full")
+        written.append(b.index_start)
+
+    with pytest.raises(OSError, match="disk full"):
+        run_stages(batches(), lambda b: b, write, queue_size=2)
+    assert written == [0, 1, 2]
+
+
+def test_stages_keep_order_and_count() -> None:
+    def batches():  # noqa: ANN202
+        for i in range(50):
+            yield FrameBatch(torch.full((2, 3, 2, 2), i, dtype=torch.uint8), torch.tensor([2 * i, 2 * i + 1]), Fraction(1, 25), 2 * i)
+
+    seen: list[int] = []
+    progress: list[int] = []
+    run_stages(batches(), lambda b: b, lambda b: seen.extend(b.pts.tolist()), queue_size=1, on_progress=progress.append)
+    assert seen == list(range(100)) and sum(progress) == 100

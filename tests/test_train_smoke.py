@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import pattern
+
+from streamsr.config import TrainConfig, from_mapping, read_toml
+from streamsr.errors import ConfigError
+from streamsr.io.images import write_png
+from streamsr.models import CATALOG, load_model
+from streamsr.train.trainer import Trainer, learning_rate, training_summary
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def image_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i in range(3):
+        write_png(torch.from_numpy(pattern(40 + 8 * i, 36, i)).permute(2, 0, 1), d / f"{i}.png")
+    return d
+
+
+def _cfg(image_dir: Path, tmp_path: Path, **kw: object) -> TrainConfig:
+    base = {"model": "safdn-rt-x2", "data": (str(image_dir),), "val": str(image_dir), "out": str(tmp_path / "run"),
+            "iterations": 2, "batch": 2, "patch": 16, "val_every": 2, "checkpoint_every": 1, "warmup": 1}
+    return from_mapping(TrainConfig, {**base, **kw})
+
+
+def test_two_steps_write_weights_with_record(image_dir: Path, tmp_path: Path) -> None:
+    trainer = Trainer(_cfg(image_dir, tmp_path))
+    best = trainer.fit()
+    model = load_model(best)
+    assert model.scale == 2 and model.trained
+    record = training_summary(best)
+    assert record["iterations"] == 2 and record["recipe"]["patch"] == 16
+
+
+def test_loss_falls_on_a_fixed_batch(image_dir: Path, tmp_path: Path) -> None:
+    trainer = Trainer(_cfg(image_dir, tmp_path, lr=2e-3, warmup=1, iterations=40))
+    lr, hr = trainer.bank().sample(4)
+    losses = [trainer.step(lr, hr) for _ in range(30)]
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+
+
+def test_resume_restores_state_exactly(image_dir: Path, tmp_path: Path) -> None:
+    cfg = _cfg(image_dir, tmp_path, iterations=4, val_every=100)
+    straight = Trainer(cfg)
+    straight.fit()
+    first = Trainer(_cfg(image_dir, tmp_path / "b", iterations=2, val_every=100))
+    first.fit()
+    resumed = Trainer(_cfg(image_dir, tmp_path / "b", iterations=4, val_every=100))
+    resumed.fit(resume=True)
+    assert resumed.iteration == 4
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_x4_starts_from_x2_body(image_dir: Path, tmp_path: Path) -> None:
+    x2 = Trainer(_cfg(image_dir, tmp_path, model="safdn-rt-x2"))
+    best = x2.fit()
+    x4 = Trainer(_cfg(image_dir, tmp_path / "x4", model="safdn-rt-x4", init=str(best), patch=8))
+    torch.testing.assert_close(x4.model.head.weight, load_model(best).module.head.weight)
+    assert x4.model.upsample[0].weight.shape[0] == 3 * 16
+
+
+def test_cosine_schedule() -> None:
+    cfg = TrainConfig(iterations=1000, warmup=100, lr=1e-3, lr_min=1e-5)
+    assert learning_rate(cfg, 0) == pytest.approx(1e-5)
+    assert learning_rate(cfg, 99) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 1000) == pytest.approx(1e-5)
+    assert learning_rate(cfg, 550) == pytest.approx((1e-3 + 1e-5) / 2)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "pipelines").glob("train-*.toml")))
+def test_shipped_recipes_load(name: str) -> None:
+    cfg = from_mapping(TrainConfig, read_toml(ROOT / "pipelines" / name), where=name)
+    assert cfg.model in CATALOG
+
+
+def test_recipe_typos_are_named() -> None:
+    with pytest.raises(ConfigError, match="'iteratons'"):
+        from_mapping(TrainConfig, {"iteratons": 5})
+    with pytest.raises(ConfigError, match="batch: expected int"):
+        from_mapping(TrainConfig, {"batch": "16"})
+    with pytest.raises(ConfigError, match="positive"):
+        from_mapping(TrainConfig, {"batch": 0})
+
+
+def test_weights_metadata_roundtrip(tmp_path: Path) -> None:
+    from streamsr.models import build_model, read_metadata, save_weights
+
+    save_weights(build_model("safdn-rt-x2"), tmp_path / "w.safetensors", arch="safdn", extra={"quality": {"Set5": {"psnr": 30.0}}})
+    meta = read_metadata(tmp_path / "w.safetensors")
+    assert json.loads(meta["quality"]) == {"Set5": {"psnr": 30.0}} and json.loads(meta["hparams"])["feat"] == 24
