@@ -4,18 +4,20 @@ call, and maps `StreamSRError` to a one-line message and an exit code."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from tqdm import tqdm
 
 from . import __version__
 from .engine import DEVICES, PRECISIONS
 from .errors import StreamSRError
 from .io import DECODERS
-from .io.encode import EncodeConfig
+from .pipeline import UpscaleConfig
 
 
 class _StreamSRGroup(click.Group):
@@ -37,41 +39,74 @@ def _echo_warning(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
 
+def upscale_options(f: Any) -> Any:
+    """The options `upscale` and `batch` share; each overrides the --pipeline preset's value."""
+    options = [
+        click.option("-p", "--pipeline", default="default", show_default=True, help="Preset name (see `streamsr pipelines`) or .toml path."),
+        click.option("-s", "--scale", type=click.Choice(["2", "3", "4"]), default="4", show_default=True),
+        click.option("-m", "--model", default="", help="Registered model name or .safetensors path (default: safdn-x<scale>)."),
+        click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+                     help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32."),
+        click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Frames per model call."),
+        click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True, help="Tile side in input pixels; 0 disables tiling."),
+        click.option("--decoder", type=click.Choice(DECODERS), default="auto", show_default=True),
+        click.option("--codec", default="libx264", show_default=True, help="Video encoder: libx264, libx265, libsvtav1, ..."),
+        click.option("--crf", type=int, default=18, show_default=True),
+        click.option("--preset", default="medium", show_default=True, help="Encoder speed preset."),
+        click.option("--pix-fmt", default="", help="Output pixel format (default: follow the source, 10-bit kept)."),
+        click.option("--audio", type=click.Choice(["copy", "aac", "none"]), default="copy", show_default=True,
+                     help="copy: stream-copy (AAC only where the container cannot hold the source codec)."),
+        click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+_ENCODE_FIELDS = ("codec", "crf", "preset", "pix_fmt", "audio")
+_UPSCALE_FIELDS = ("scale", "model", "device", "precision", "batch", "tile", "decoder", "overwrite")
+
+
+def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> UpscaleConfig:
+    """The preset's config with every option the user typed laid over it."""
+    from .presets import config_from_mapping, load_preset
+
+    preset = load_preset(pipeline)
+    given = {
+        name: (int(value) if name == "scale" else value)
+        for name, value in options.items()
+        if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+    }
+    data: dict[str, Any] = {k: v for k, v in given.items() if k in _UPSCALE_FIELDS}
+    if "scale" in data and "model" not in data and preset.config.model:
+        # A preset naming e.g. safdn-rt-x2 means "the rt family": follow the scale asked for.
+        data["model"] = re.sub(r"-x\d$", f"-x{data['scale']}", preset.config.model)
+    encode = {k: v for k, v in given.items() if k in _ENCODE_FIELDS}
+    if encode:
+        data["encode"] = encode
+    return config_from_mapping(data, where="options", base=preset.config)
+
+
 @cli.command()
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (default: INPUT_x<scale>.<ext> beside the input).")
-@click.option("-s", "--scale", type=click.Choice(["2", "3", "4"]), default="4", show_default=True)
-@click.option("-m", "--model", default="", help="Registered model name or .safetensors path (default: safdn-x<scale>).")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
-              help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Frames per model call.")
-@click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True, help="Tile side in input pixels; 0 disables tiling.")
-@click.option("--decoder", type=click.Choice(DECODERS), default="auto", show_default=True)
-@click.option("--codec", default="libx264", show_default=True, help="Video encoder: libx264, libx265, libsvtav1, ...")
-@click.option("--crf", type=int, default=18, show_default=True)
-@click.option("--preset", default="medium", show_default=True, help="Encoder speed preset.")
-@click.option("--pix-fmt", default="", help="Output pixel format (default: follow the source, 10-bit kept).")
-@click.option("--audio", type=click.Choice(["copy", "aac", "none"]), default="copy", show_default=True,
-              help="copy: stream-copy (AAC only where the container cannot hold the source codec).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def upscale(src: Path, output: Path | None, scale: str, model: str, device: str, precision: str, batch: int,
-            tile: int, decoder: str, codec: str, crf: int, preset: str, pix_fmt: str, audio: str,
-            overwrite: bool, quiet: bool) -> None:
+@upscale_options
+@click.pass_context
+def upscale(ctx: click.Context, src: Path, output: Path | None, pipeline: str, quiet: bool, **options: Any) -> None:
     """Upscale one video; audio, subtitles, chapters and metadata are copied as they are.
 
     Example:
 
     \b
         streamsr upscale video.mp4 --scale 4        # writes video_x4.mp4
+        streamsr upscale video.mkv -p archive       # 10-bit HEVC preset
     """
     from .io.probe import probe
-    from .pipeline import UpscaleConfig, upscale_file
+    from .pipeline import upscale_file
 
-    encode = EncodeConfig(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, audio=audio)
-    cfg = UpscaleConfig(scale=int(scale), model=model, device=device, precision=precision, batch=batch,
-                        tile=tile, decoder=decoder, encode=encode, overwrite=overwrite)
+    cfg = build_config(ctx, pipeline, options)
     info = probe(src)
     with tqdm(total=info.num_frames_estimate or None, unit="frame", disable=quiet, dynamic_ncols=True) as bar:
         result = upscale_file(src, output, cfg, on_progress=bar.update, on_warning=_echo_warning)
@@ -80,6 +115,76 @@ def upscale(src: Path, output: Path | None, scale: str, model: str, device: str,
             f"wrote {result.output}: {result.frames} frames in {result.seconds:.1f} s "
             f"({result.fps:.2f} fps end to end, SR stage {result.upscale_fps:.2f} fps)"
         )
+
+
+@cli.command()
+@click.argument("in_dir", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--glob", "pattern", help="Only files matching this pattern (default: files with a video suffix).")
+@click.option("--recursive/--no-recursive", default=True, show_default=True)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Files upscaled at once.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the summary as JSON.")
+@upscale_options
+@click.pass_context
+def batch(ctx: click.Context, in_dir: Path, out_dir: Path, pattern: str | None, recursive: bool, jobs: int,
+          report_path: Path | None, pipeline: str, quiet: bool, **options: Any) -> None:
+    """Upscale every video in IN_DIR into the same tree under OUT_DIR.
+
+    Finished files are skipped on the next run (unless the input or the settings changed), a
+    broken file is reported without stopping the batch, and the exit code is 1 if any failed.
+
+    \b
+        streamsr batch season1/ season1-x4/ --scale 4
+    """
+    from .batch import BatchEvents, upscale_many
+
+    cfg = build_config(ctx, pipeline, options)
+    bars: dict[str, tqdm[Any]] = {}
+
+    def plan(files: int, frames: int) -> None:
+        bars["all"] = tqdm(total=frames or None, unit="frame", desc=f"{files} files", disable=quiet, position=0, dynamic_ncols=True)
+
+    def start(job: Any, frames: int) -> None:
+        if "file" in bars:
+            bars["file"].close()
+        bars["file"] = tqdm(total=frames or None, unit="frame", desc=job.src.name[:30], disable=quiet, position=1, leave=False, dynamic_ncols=True)
+
+    def progress(frames: int) -> None:
+        for bar in bars.values():
+            bar.update(frames)
+
+    def end(outcome: Any) -> None:
+        if outcome.status == "failed" and not quiet:
+            tqdm.write(f"failed: {outcome.src}: {outcome.reason}", file=sys.stderr)
+
+    events = BatchEvents(on_plan=plan, on_file_start=start, on_progress=progress, on_file_end=end,
+                         on_warning=lambda m: tqdm.write(f"warning: {m}", file=sys.stderr))
+    try:
+        report = upscale_many(in_dir, out_dir, cfg, pattern=pattern, recursive=recursive, jobs=jobs, events=events)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    if report_path is not None:
+        report_path.write_text(json.dumps(report.as_dict(), indent=2))
+    summary = report.as_dict()
+    if not quiet or not report.ok:
+        click.echo(f"done {summary['done']}, skipped {summary['skipped']}, failed {summary['failed']}"
+                   + (f", ignored {report.ignored} non-video files" if report.ignored else ""))
+        for o in report.by_status("failed"):
+            click.echo(f"  failed  {o.src}: {o.reason}")
+    if report.stopped:
+        click.echo(f"Error: batch stopped: {report.stopped}", err=True)
+    if not report.ok:
+        ctx.exit(1)
+
+
+@cli.command("pipelines")
+def pipelines_command() -> None:
+    """List the shipped presets (use one with --pipeline NAME)."""
+    from .presets import list_presets
+
+    for preset in list_presets():
+        click.echo(f"{preset.name:<10} {preset.description}")
 
 
 @cli.command("probe")

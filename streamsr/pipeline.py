@@ -45,6 +45,19 @@ class UpscaleConfig:
     overwrite: bool = False
     queue_size: int = 4
 
+    def __post_init__(self) -> None:
+        from .engine import DEVICES, PRECISIONS
+        from .io import DECODERS
+
+        if self.scale not in (2, 3, 4):
+            raise ValueError(f"scale must be 2, 3 or 4, got {self.scale}")
+        for name, value, allowed in (("device", self.device, DEVICES), ("precision", self.precision, PRECISIONS),
+                                     ("decoder", self.decoder, DECODERS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.batch < 1 or self.tile < 0 or self.queue_size < 1:
+            raise ValueError("batch and queue_size must be >= 1 and tile >= 0")
+
     @property
     def model_name(self) -> str:
         return self.model or default_model_name(self.scale)
@@ -71,10 +84,14 @@ class UpscaleResult:
         return self.frames / self.upscale_seconds if self.upscale_seconds else 0.0
 
 
-def default_output(src: Path, scale: int, codec: str) -> Path:
-    """``video.mp4`` -> ``video_x4.mp4``; ``.mkv`` when the source's container cannot hold `codec`."""
-    dst = src.with_name(f"{src.stem}_x{scale}{src.suffix}")
+def fit_container(dst: Path, codec: str) -> Path:
+    """`dst`, or `dst` with a ``.mkv`` suffix when its container cannot hold `codec` video."""
     return dst if output_format_supports(dst, codec) else dst.with_suffix(".mkv")
+
+
+def default_output(src: Path, scale: int, codec: str) -> Path:
+    """``video.mp4`` -> ``video_x4.mp4`` beside the source (``.mkv`` if .mp4 cannot hold `codec`)."""
+    return fit_container(src.with_name(f"{src.stem}_x{scale}{src.suffix}"), codec)
 
 
 def check_output(src: Path, dst: Path, *, overwrite: bool) -> None:

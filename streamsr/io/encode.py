@@ -53,6 +53,14 @@ class EncodeConfig:
     """"copy" (re-encode to AAC only if the container cannot hold the source codec), "aac", "none"."""
     threads: int = 0
     """Encoder threads; 0 lets the encoder use every core."""
+    faststart: bool = False
+    """MP4/MOV: put the index at the front so playback starts before the download ends (web)."""
+
+    def __post_init__(self) -> None:
+        if self.audio not in ("copy", "aac", "none"):
+            raise ValueError(f"audio must be copy, aac or none, got {self.audio!r}")
+        if self.crf < 0 or self.threads < 0:
+            raise ValueError("crf and threads must be >= 0")
 
 
 def _chroma(pix_fmt: str) -> str:
@@ -125,7 +133,9 @@ class PyAVEncoder:
         try:
             # MP4/MOV muxers drop tags they do not know (e.g. Apple's com.apple.quicktime.*)
             # unless told to keep them.
-            options = {"movflags": "use_metadata_tags"} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
+            options = {}
+            if self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
+                options["movflags"] = "use_metadata_tags" + ("+faststart" if cfg.faststart else "")
             self._out = av.open(str(self.path), "w", format=fmt, options=options)
         except (av.FFmpegError, ValueError) as e:
             raise EncodeError(f"{self.path}: cannot create output ({e})") from e

@@ -1,0 +1,247 @@
+"""upscale_many(): a folder of videos, mirrored into an output folder, resumable and isolated.
+
+The unit of work is `upscale_one(job, upscaler)`: one file, its settings and its output path,
+a plain function call that a distributed engine (e.g. Ray) can run as a task as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .engine import Upscaler
+from .errors import InputError, OutputError, StreamSRError
+from .io.probe import probe
+from .pipeline import UpscaleConfig, UpscaleResult, fit_container, upscale_file
+
+VIDEO_SUFFIXES = frozenset(
+    [".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv", ".mxf", ".y4m"]
+)
+MANIFEST_NAME = ".streamsr-batch.json"
+_PARTIAL = re.compile(r"^\..+\.partial-[0-9a-f]{8}\.[^.]+$")
+Status = Literal["done", "skipped", "failed"]
+
+
+class DiskFullError(OutputError):
+    """The output disk is full: every later file would fail too, so the batch stops."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file's work: where from, where to, with which settings."""
+
+    src: Path
+    dst: Path
+    config: UpscaleConfig
+
+
+@dataclass(frozen=True)
+class Outcome:
+    src: Path
+    dst: Path | None
+    status: Status
+    reason: str = ""
+    frames: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class BatchReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    ignored: int = 0
+    """Files skipped without a try because their suffix is not a video's."""
+    stopped: str = ""
+    """Why the batch stopped early (disk full), or empty."""
+
+    def by_status(self, status: Status) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def ok(self) -> bool:
+        return not self.by_status("failed") and not self.stopped
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "done": len(self.by_status("done")),
+            "skipped": len(self.by_status("skipped")),
+            "failed": len(self.by_status("failed")),
+            "ignored": self.ignored,
+            "stopped": self.stopped,
+            "files": [
+                {**dataclasses.asdict(o), "src": str(o.src), "dst": str(o.dst) if o.dst else None}
+                for o in self.outcomes
+            ],
+        }
+
+
+@dataclass
+class BatchEvents:
+    """Callbacks the CLI uses for progress; all optional, called from worker threads too."""
+
+    on_plan: Callable[[int, int], None] = lambda files, frames: None
+    on_file_start: Callable[[Job, int], None] = lambda job, frames: None
+    on_progress: Callable[[int], None] = lambda frames: None
+    on_file_end: Callable[[Outcome], None] = lambda outcome: None
+    on_warning: Callable[[str], None] = lambda message: None
+
+
+def find_videos(in_dir: Path, out_dir: Path, *, pattern: str | None = None, recursive: bool = True) -> tuple[list[Path], int]:
+    """Candidate inputs under `in_dir` (sorted) and the count of other files ignored.
+
+    With `pattern`, every file matching it is a candidate (and is reported if it is no video);
+    without, files with a video suffix are. Anything under `out_dir` is never an input.
+    """
+    out_dir = out_dir.resolve()
+    walker = in_dir.rglob if recursive else in_dir.glob
+    found, ignored = [], 0
+    for path in sorted(walker(pattern or "*")):
+        if not path.is_file() or path.resolve().is_relative_to(out_dir):
+            continue
+        if pattern or path.suffix.lower() in VIDEO_SUFFIXES:
+            found.append(path)
+        else:
+            ignored += 1
+    return found, ignored
+
+
+def settings_fingerprint(cfg: UpscaleConfig, upscaler: Upscaler | None = None) -> str:
+    """What makes two outputs of one input differ: model, scale, encoder, tiling, precision."""
+    fields = dataclasses.asdict(cfg)
+    for volatile in ("overwrite", "queue_size", "batch", "device", "decoder"):
+        fields.pop(volatile)
+    if upscaler is not None:
+        fields["model_identity"] = upscaler.model.name
+        fields["model_weights"] = upscaler.model.metadata.get("training", "")
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Manifest:
+    """What earlier runs finished: input size/mtime and settings per relative path."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / MANIFEST_NAME
+        try:
+            self.entries: dict[str, dict[str, Any]] = json.loads(self.path.read_text())["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            self.entries = {}
+
+    @staticmethod
+    def stamp(src: Path, fingerprint: str, dst: Path) -> dict[str, Any]:
+        st = src.stat()
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "settings": fingerprint, "output": dst.name}
+
+    def is_done(self, key: str, src: Path, fingerprint: str, dst: Path) -> bool:
+        return dst.is_file() and self.entries.get(key) == self.stamp(src, fingerprint, dst)
+
+    def record(self, key: str, src: Path, fingerprint: str, dst: Path) -> None:
+        self.entries[key] = self.stamp(src, fingerprint, dst)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({"format": "streamsr-batch/1", "files": self.entries}, indent=1, sort_keys=True))
+        tmp.replace(self.path)
+
+
+def remove_stale_partials(out_dir: Path) -> int:
+    """Delete temporary outputs a killed run left behind (their names say they are ours)."""
+    removed = 0
+    for path in out_dir.rglob(".*.partial-*"):
+        if _PARTIAL.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _is_disk_full(error: BaseException) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        if getattr(seen, "errno", None) == errno.ENOSPC:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def upscale_one(job: Job, upscaler: Upscaler | None = None, *, events: BatchEvents | None = None) -> UpscaleResult:
+    """Run one job (the unit a distributed engine would schedule)."""
+    ev = events or BatchEvents()
+    job.dst.parent.mkdir(parents=True, exist_ok=True)
+    return upscale_file(job.src, job.dst, job.config, upscaler=upscaler, on_progress=ev.on_progress, on_warning=ev.on_warning)
+
+
+def upscale_many(
+    in_dir: str | Path,
+    out_dir: str | Path,
+    config: UpscaleConfig | None = None,
+    *,
+    pattern: str | None = None,
+    recursive: bool = True,
+    jobs: int = 1,
+    upscaler: Upscaler | None = None,
+    events: BatchEvents | None = None,
+) -> BatchReport:
+    """Upscale every video under `in_dir` into the same tree under `out_dir`.
+
+    Finished outputs whose input and settings are unchanged are skipped (see `Manifest`);
+    ``config.overwrite`` redoes everything. A failing file is recorded and the batch goes on,
+    except when the disk is full. The model is loaded once for the whole batch.
+    """
+    cfg = config or UpscaleConfig()
+    ev = events or BatchEvents()
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    if not in_dir.is_dir():
+        raise InputError(f"{in_dir}: not a directory")
+    if out_dir.resolve() == in_dir.resolve():
+        raise OutputError(f"{out_dir}: the output folder must differ from the input folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(out_dir)
+    sources, ignored = find_videos(in_dir, out_dir, pattern=pattern, recursive=recursive)
+    report = BatchReport(ignored=ignored)
+    if upscaler is None:
+        upscaler = Upscaler(cfg.model_name, device=cfg.device, precision=cfg.precision, batch=cfg.batch, tile=cfg.tile)
+    fingerprint = settings_fingerprint(cfg, upscaler)
+    manifest = Manifest(out_dir)
+
+    todo: list[tuple[str, Job, int]] = []
+    for src in sources:
+        rel = src.relative_to(in_dir)
+        try:
+            info = probe(src)
+        except StreamSRError as e:
+            report.outcomes.append(Outcome(src, None, "failed", str(e).removeprefix(f"{src}: ")))
+            ev.on_file_end(report.outcomes[-1])
+            continue
+        dst = fit_container(out_dir / rel, cfg.encode.codec)
+        if not cfg.overwrite and manifest.is_done(str(rel), src, fingerprint, dst):
+            report.outcomes.append(Outcome(src, dst, "skipped", "already done with these settings"))
+            ev.on_file_end(report.outcomes[-1])
+            continue
+        todo.append((str(rel), Job(src, dst, dataclasses.replace(cfg, overwrite=True)), info.num_frames_estimate))
+    ev.on_plan(len(todo), sum(frames for _, _, frames in todo))
+
+    def run(key: str, job: Job, frames: int) -> Outcome:
+        if report.stopped:
+            return Outcome(job.src, job.dst, "failed", f"not started: {report.stopped}")
+        ev.on_file_start(job, frames)
+        start = time.perf_counter()
+        try:
+            result = upscale_one(job, upscaler, events=ev)
+        except Exception as e:  # one broken file never stops the batch...
+            if _is_disk_full(e):  # ...unless every later one would fail the same way
+                report.stopped = f"disk full while writing {job.dst}"
+            reason = str(e).removeprefix(f"{job.src}: ") or type(e).__name__
+            return Outcome(job.src, None, "failed", reason, seconds=time.perf_counter() - start)
+        manifest.record(key, job.src, fingerprint, job.dst)
+        return Outcome(job.src, job.dst, "done", frames=result.frames, seconds=result.seconds)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for outcome in pool.map(lambda t: run(*t), todo):
+            report.outcomes.append(outcome)
+            ev.on_file_end(outcome)
+    return report

@@ -1,0 +1,121 @@
+"""`streamsr batch`: mirrored tree, isolation of bad files, resume, settings changes, kills."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import make_clip
+
+from streamsr.batch import DiskFullError, upscale_many
+from streamsr.cli import cli
+from streamsr.io.probe import probe
+from streamsr.pipeline import UpscaleConfig
+
+
+@pytest.fixture()
+def folder(tmp_path: Path) -> Path:
+    d = tmp_path / "in"
+    (d / "season" / "extras").mkdir(parents=True)
+    make_clip(d / "one.mp4", frames=6)
+    make_clip(d / "season" / "two.mkv", frames=6, subtitle=True)
+    make_clip(d / "season" / "extras" / "three.mp4", frames=6, audio=False)
+    (d / "notes.txt").write_text("not a video")
+    (d / "season" / "empty.mkv").touch()
+    good = (d / "one.mp4").read_bytes()
+    (d / "season" / "corrupt.mp4").write_bytes(good[: len(good) // 4])
+    return d
+
+
+def _batch(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["batch", *args])
+    return result.exit_code, result.output
+
+
+def test_batch_mirrors_tree_reports_bad_files_and_resumes(folder: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    out = tmp_path / "out"
+    report = tmp_path / "report.json"
+    args = [str(folder), str(out), "-s", "2", "-m", str(tiny_weights), "--preset", "ultrafast", "-q", "--report", str(report)]
+    code, text = _batch(*args)
+    assert code == 1, text
+    data = json.loads(report.read_text())
+    assert (data["done"], data["skipped"], data["failed"], data["ignored"]) == (3, 0, 2, 1)
+    failed = {Path(f["src"]).name: f["reason"] for f in data["files"] if f["status"] == "failed"}
+    assert set(failed) == {"empty.mkv", "corrupt.mp4"} and "empty" in failed["empty.mkv"]
+    for rel in ("one.mp4", "season/two.mkv", "season/extras/three.mp4"):
+        src, dst = probe(folder / rel), probe(out / rel)
+        assert (dst.width, dst.height) == (2 * src.width, 2 * src.height)
+    assert any(s.kind == "subtitle" for s in probe(out / "season/two.mkv").streams)
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.mp4")}
+
+    code, text = _batch(*args)
+    data = json.loads(report.read_text())
+    assert code == 1 and (data["done"], data["skipped"], data["failed"]) == (0, 3, 2)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.mp4")} == mtimes  # nothing rewritten
+
+    # Changed settings redo the files; a changed input redoes just that one.
+    code, _ = _batch(*[a if a != "ultrafast" else "veryfast" for a in args])
+    assert json.loads(report.read_text())["done"] == 3
+    make_clip(folder / "one.mp4", frames=8)
+    code, _ = _batch(*[a if a != "ultrafast" else "veryfast" for a in args])
+    data = json.loads(report.read_text())
+    assert (data["done"], data["skipped"]) == (1, 2)
+    assert sum(1 for _ in __import__("av").open(str(out / "one.mp4")).decode(video=0)) == 8
+
+
+def test_output_inside_input_is_not_picked_up(folder: Path, tiny_weights: Path) -> None:
+    out = folder / "upscaled"
+    cfg = UpscaleConfig(scale=2, model=str(tiny_weights), device="cpu", precision="fp32")
+    first = upscale_many(folder, out, cfg)
+    second = upscale_many(folder, out, cfg)
+    assert len(first.by_status("done")) == 3
+    assert len(second.by_status("skipped")) == 3 and len(second.outcomes) == len(first.outcomes)
+
+
+def test_overwrite_redoes_everything(folder: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    cfg = UpscaleConfig(scale=2, model=str(tiny_weights), device="cpu", precision="fp32")
+    upscale_many(folder, tmp_path / "o", cfg)
+    again = upscale_many(folder, tmp_path / "o", UpscaleConfig(**{**cfg.__dict__, "overwrite": True}))
+    assert len(again.by_status("done")) == 3
+
+
+def test_disk_full_stops_the_batch(folder: Path, tmp_path: Path, tiny_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamsr.batch as batch_mod
+
+    def full(*_a: object, **_k: object) -> None:
+        raise DiskFullError("no space") from OSError(28, "No space left on device")
+
+    monkeypatch.setattr(batch_mod, "upscale_file", full)
+    cfg = UpscaleConfig(scale=2, model=str(tiny_weights), device="cpu", precision="fp32")
+    report = upscale_many(folder, tmp_path / "o", cfg)
+    assert report.stopped.startswith("disk full") and not report.ok
+    reasons = [o.reason for o in report.by_status("failed")]
+    assert sum(r.startswith("not started") for r in reasons) == 2  # the files after the first
+
+
+def test_killed_run_leaves_no_partial_and_next_run_completes(tmp_path: Path, tiny_weights: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "long.mkv", frames=150, width=96, height=64, audio=False)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "streamsr", "batch", str(src), str(out), "-s", "2", "-m", str(tiny_weights),
+           "--device", "cpu", "--precision", "fp32", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(out.glob(".*partial*")):
+        time.sleep(0.05)
+    assert list(out.glob(".*partial*")), "the run never started writing"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "long.mkv").exists()  # no half-written file under the finished name
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (out / "long.mkv").is_file() and not list(out.glob(".*partial*"))
+    assert sum(1 for _ in __import__("av").open(str(out / "long.mkv")).decode(video=0)) == 150
