@@ -178,6 +178,46 @@ def batch(ctx: click.Context, in_dir: Path, out_dir: Path, pattern: str | None, 
         ctx.exit(1)
 
 
+@cli.command()
+@click.argument("src", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-s", "--scale", type=click.Choice(["2", "3", "4"]), default="4", show_default=True)
+@click.option("--size", default="320x180", show_default=True, help="WxH of the generated clip (ignored with SRC).")
+@click.option("--frames", type=click.IntRange(min=1), default=24, show_default=True, help="Frames in the generated clip.")
+@click.option("-m", "--model", default="", help="Model name or file (default: safdn-x<scale>).")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True, help="Timed runs per stage (median).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the figures as JSON.")
+def bench(src: Path | None, scale: str, size: str, frames: int, model: str, device: str, precision: str, batch: int,
+          runs: int, json_path: Path | None) -> None:
+    """Speed of each stage (decode, SR, encode, end to end) on a generated clip or SRC."""
+    from .bench import run_bench
+
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter("expected WxH, e.g. 320x180", param_hint="--size") from None
+    r = run_bench(src, scale=int(scale), size=(w, h), frames=frames, model=model, device=device,
+                  precision=precision, runs=runs, batch=batch)
+    rows = [
+        ("model", f"{r.model} ({r.params / 1e3:.0f}K params, {r.multi_adds_per_frame / 1e9:.2f} G Multi-Adds/frame)"),
+        ("run", f"{r.input_size} -> {r.output_size}, {r.frames} frames, {r.device} {r.precision}, {r.threads} threads"),
+        ("decode", f"{r.decode_fps:8.1f} fps"),
+        ("SR stage", f"{r.sr_fps:8.2f} fps  ({r.sr_ms_per_frame:.1f} ms/frame, {r.achieved_gflops:.1f} GFLOP/s)"),
+        ("bicubic", f"{r.bicubic_fps:8.1f} fps  (floor)"),
+        ("encode", f"{r.encode_fps:8.1f} fps"),
+        ("end to end", f"{r.end_to_end_fps:8.2f} fps  ({100 * r.end_to_end_fps / r.sr_fps:.0f}% of the SR stage)"),
+        ("peak RSS", f"{r.peak_rss_mb:8.0f} MB"),
+        ("machine", r.machine),
+        ("versions", r.versions),
+    ]
+    for name, value in rows:
+        click.echo(f"{name:<11} {value}")
+    if json_path:
+        json_path.write_text(json.dumps(r.as_dict(), indent=2))
+
+
 @cli.command("pipelines")
 def pipelines_command() -> None:
     """List the shipped presets (use one with --pipeline NAME)."""

@@ -149,3 +149,16 @@ def test_damaged_source_exits_non_zero_with_count(media_dir: Path, tmp_path: Pat
     out = tmp_path / "damaged_x2.mkv"
     code, text = run("upscale", str(damaged), "-o", str(out), "-s", "2", "-m", str(tiny_weights), "-q")
     assert code == 2 and "frames lost" in text and out.exists()
+
+
+def test_bench_runs_tiny(tiny_weights: Path, tmp_path: Path) -> None:
+    import json
+
+    report = tmp_path / "bench.json"
+    code, text = run("bench", "-s", "2", "-m", str(tiny_weights), "--size", "48x32", "--frames", "4", "--runs", "1",
+                     "--device", "cpu", "--json", str(report))
+    assert code == 0, text
+    for stage in ("decode", "SR stage", "bicubic", "encode", "end to end", "peak RSS"):
+        assert stage in text
+    data = json.loads(report.read_text())
+    assert data["frames"] == 4 and data["output_size"] == "96x64" and data["sr_fps"] > 0 and data["params"] > 0
