@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -89,6 +89,8 @@ class Upscaler:
         batch: int = 1,
         tile: int = 0,
         tile_overlap: int = 32,
+        overlap: bool = True,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         if batch < 1:
             raise ValueError("batch must be >= 1")
@@ -99,6 +101,8 @@ class Upscaler:
         self.model = model if isinstance(model, ModelDescriptor) else load_model(model)
         self.scale = self.model.scale
         self.batch, self.tile, self.tile_overlap = batch, tile, tile_overlap
+        self.overlap = overlap
+        self.on_warning = on_warning or (lambda _message: None)
         module = self.model.module.eval().to(self.device)
         if self.device.type == "cuda" and self.dtype == torch.float16:
             module = module.half()  # fp16 weights on CUDA; the attention keeps fp32 inside
@@ -145,18 +149,40 @@ class Upscaler:
             try:
                 outs.append(self._run_tiled(chunk) if self.tile else self._run(chunk))
             except torch.OutOfMemoryError as e:
-                raise StreamSRError(
-                    "out of memory while upscaling; use a smaller --batch or tile the frame, e.g. --tile 256"
-                ) from e
+                if self.device.type != "cuda" or self.tile == 128:
+                    raise StreamSRError(
+                        "out of memory while upscaling; use a smaller --batch or tile the frame, e.g. --tile 256"
+                    ) from e
+                # Fall back to tiles (halving down to 128 px) rather than failing a long job.
+                torch.cuda.empty_cache()
+                self.tile = max(128, (self.tile or 1024) // 2)
+                self.on_warning(f"GPU out of memory: continuing in tiles of {self.tile} px")
+                outs.append(self._run_tiled(chunk))
         return torch.cat(outs)
 
     @torch.inference_mode()
+    def upscale_frames(self, data: Tensor) -> Tensor:
+        """uint8/uint16 (N, 3, H, W) frames on any device -> upscaled frames of the same dtype on
+        `self.device` (quantised there, so only integers cross the bus)."""
+        peak = 255.0 if data.dtype == torch.uint8 else 65535.0
+        x = data.to(self.device, non_blocking=True).float().div_(peak)
+        return self(x).mul_(peak).round_().to(data.dtype)
+
     def upscale_batch(self, frames: FrameBatch) -> FrameBatch:
-        """Upscale decoded frames; the result has the same dtype (uint8/uint16) and pts."""
-        peak = float(frames.max_value)
-        x = frames.data.to(self.device, non_blocking=True).float().div_(peak)
-        y = self(x).mul_(peak).round_()
-        return replace(frames, data=y.to(frames.data.dtype).cpu())
+        """Upscale decoded frames; the result (on the CPU) has the same dtype and pts."""
+        return replace(frames, data=self.upscale_frames(frames.data).cpu())
+
+    def stream(self, batches: Iterator[FrameBatch]) -> Iterator[FrameBatch]:
+        """Upscale a stream of batches, in order. On CUDA, uploads, compute and downloads of
+        consecutive batches overlap (`OverlapScheduler`); on the CPU batches run one by one."""
+        if self.device.type == "cuda" and self.overlap:
+            from .overlap import OverlapScheduler
+
+            scheduler = OverlapScheduler(self.upscale_frames, self.device, scale=self.scale)
+            yield from scheduler.run(batches)
+        else:
+            for batch in batches:
+                yield self.upscale_batch(batch)
 
 
 def bicubic_upscale(x: Tensor, scale: int) -> Tensor:

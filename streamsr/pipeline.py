@@ -20,9 +20,9 @@ from typing import Any
 from .engine import Upscaler
 from .errors import DecodeError, OutputError, StreamSRError
 from .frames import FrameBatch, VideoInfo
+from .io.base import Decoder
 from .io.encode import EncodeConfig, PyAVEncoder, output_format_supports
 from .io.probe import check_source, probe
-from .io.pyav import PyAVDecoder
 from .models import default_model_name
 
 Progress = Callable[[int], None]
@@ -157,7 +157,7 @@ def _get(q: queue.Queue[Any], stop: threading.Event) -> Any:
 
 def run_stages(
     batches: Iterator[FrameBatch],
-    upscale: Callable[[FrameBatch], FrameBatch],
+    upscale: Callable[[Iterator[FrameBatch]], Iterator[FrameBatch]],
     write: Callable[[FrameBatch], None],
     *,
     queue_size: int = 4,
@@ -165,7 +165,8 @@ def run_stages(
 ) -> tuple[float, float, float]:
     """Drive decode (thread) -> upscale (this thread) -> write (thread) through bounded queues.
 
-    Returns the busy seconds of (decode, upscale, write). The first error in any stage stops
+    `upscale` maps a stream of batches to a stream of upscaled batches (so a GPU engine can keep
+    several in flight). Returns the busy seconds of (decode, upscale, write). The first error in any stage stops
     all three and is re-raised here; so is Ctrl-C.
     """
     decoded: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
@@ -194,12 +195,24 @@ def run_stages(
     decoder.start()
     writer.start()
     upscale_seconds = 0.0
-    try:
-        while (batch := _get(decoded, stop)) is not _DONE:
+    waited = [0.0]  # time the upscale stream spent waiting on the decoder: not SR work
+
+    def from_decoder() -> Iterator[FrameBatch]:
+        while True:
             t = time.perf_counter()
-            out = upscale(batch)
+            batch = _get(decoded, stop)
+            waited[0] += time.perf_counter() - t
+            if batch is _DONE:
+                return
+            yield batch
+
+    try:
+        results = upscale(from_decoder())
+        while True:
+            t = time.perf_counter()
+            out = next(results, _DONE)
             upscale_seconds += time.perf_counter() - t
-            if not _put(upscaled, out, stop):
+            if out is _DONE or not _put(upscaled, out, stop):
                 break
         _put(upscaled, _DONE, stop)
         writer.join()
@@ -210,7 +223,7 @@ def run_stages(
     for stage in (decoder, writer):
         if stage.error is not None:
             raise stage.error
-    return decoder.busy_seconds, upscale_seconds, writer.busy_seconds
+    return decoder.busy_seconds, upscale_seconds - waited[0], writer.busy_seconds
 
 
 def upscale_file(
@@ -258,7 +271,7 @@ def upscale_file(
     encoder: PyAVEncoder | None = None
     try:
         encoder = PyAVEncoder(tmp, src, info, scale=cfg.scale, config=cfg.encode, warn=warn)
-        times = run_stages(iter(decoder), upscaler.upscale_batch, encoder.write, queue_size=cfg.queue_size, on_progress=on_progress)
+        times = run_stages(iter(decoder), upscaler.stream, encoder.write, queue_size=cfg.queue_size, on_progress=on_progress)
         if encoder.frames_written == 0:
             raise DecodeError(f"{src}: no frame could be decoded; the file may be corrupt")
         encoder.close()
@@ -275,14 +288,14 @@ def upscale_file(
     return result
 
 
-def open_decoder(src: Path, info: VideoInfo, cfg: UpscaleConfig) -> PyAVDecoder:
-    """The decoder for `cfg.decoder` ("auto", "pyav", "dali"); the GPU path arrives with DALI."""
+def open_decoder(src: Path, info: VideoInfo, cfg: UpscaleConfig) -> Decoder:
+    """The decoder for `cfg.decoder` ("auto", "pyav", "dali")."""
     from .io import open_decoder as choose
 
     return choose(src, backend=cfg.decoder, batch=cfg.batch, info=info)
 
 
-def _check_complete(decoder: PyAVDecoder, src: Path, result: UpscaleResult) -> None:
+def _check_complete(decoder: Decoder, src: Path, result: UpscaleResult) -> None:
     missing = decoder.frames_missing()
     if decoder.error is not None or missing:
         lost = f"{missing} frames lost" if missing else "the rest did not decode"

@@ -169,7 +169,7 @@ def test_stage_errors_propagate_and_stop_the_pipeline() -> None:
         written.append(b.index_start)
 
     with pytest.raises(OSError, match="disk full"):
-        run_stages(batches(), lambda b: b, write, queue_size=2)
+        run_stages(batches(), lambda bs: bs, write, queue_size=2)
     assert written == [0, 1, 2]
 
 
@@ -180,5 +180,5 @@ def test_stages_keep_order_and_count() -> None:
 
     seen: list[int] = []
     progress: list[int] = []
-    run_stages(batches(), lambda b: b, lambda b: seen.extend(b.pts.tolist()), queue_size=1, on_progress=progress.append)
+    run_stages(batches(), lambda bs: bs, lambda b: seen.extend(b.pts.tolist()), queue_size=1, on_progress=progress.append)
     assert seen == list(range(100)) and sum(progress) == 100

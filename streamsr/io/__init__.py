@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from ..errors import BackendUnavailableError
 from ..frames import VideoInfo
+from .base import Decoder
 from .encode import EncodeConfig, PyAVEncoder
 from .images import read_image, write_png
 from .probe import probe
@@ -14,17 +17,26 @@ from .pyav import PyAVDecoder
 DECODERS: tuple[str, ...] = ("auto", "pyav", "dali")
 
 
-def open_decoder(src: str | Path, *, backend: str = "auto", batch: int = 4, info: VideoInfo | None = None) -> PyAVDecoder:
-    """Choose the decoder: DALI when asked (or, for "auto", when it is usable), else PyAV.
+def open_decoder(src: str | Path, *, backend: str = "auto", batch: int = 4, info: VideoInfo | None = None) -> Decoder:
+    """Choose the decoder: DALI when asked (or, for "auto", when CUDA, DALI and a constant-rate
+    8-bit stream it can decode are all there), else PyAV.
 
     An explicit ``backend="dali"`` that cannot run raises `BackendUnavailableError` with the
-    reason instead of falling back.
+    reason instead of falling back. DALI is imported only when CUDA is present, so the CPU path
+    never pays its import cost.
     """
     if backend not in DECODERS:
         raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {backend!r}")
-    if backend == "dali":
-        raise BackendUnavailableError("the DALI decoder is not available in this build; use --decoder pyav")
+    info = info or probe(src)
+    if backend == "dali" or (backend == "auto" and torch.cuda.is_available()):
+        from .dali import DALIDecoder
+
+        try:
+            return DALIDecoder(src, batch=batch, info=info)
+        except BackendUnavailableError:
+            if backend == "dali":
+                raise
     return PyAVDecoder(src, batch=batch, info=info)
 
 
-__all__ = ["DECODERS", "EncodeConfig", "PyAVDecoder", "PyAVEncoder", "open_decoder", "probe", "read_image", "write_png"]
+__all__ = ["DECODERS", "Decoder", "EncodeConfig", "PyAVDecoder", "PyAVEncoder", "open_decoder", "probe", "read_image", "write_png"]
