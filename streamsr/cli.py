@@ -218,6 +218,50 @@ def bench(src: Path | None, scale: str, size: str, frames: int, model: str, devi
         json_path.write_text(json.dumps(r.as_dict(), indent=2))
 
 
+@cli.command()
+@click.option("--source", help="A file or URL to use instead of the camera.")
+@click.option("--camera", help="Camera device (/dev/video0, avfoundation index, dshow name).")
+@click.option("--size", help="Camera mode to request, WxH (e.g. 320x240).")
+@click.option("--fps", type=float, help="Camera frame rate to request.")
+@click.option("-s", "--scale", type=click.Choice(["2", "4"]), default="2", show_default=True)
+@click.option("-m", "--model", default="", help="Model (default: the real-time safdn-rt-x<scale> on CPU, safdn-x<scale> on CUDA).")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True)
+@click.option("--record", type=click.Path(dir_okay=False, path_type=Path), help="Also write the upscaled stream to this file.")
+@click.option("--no-window", is_flag=True, help="Run without a window and print the figures at the end.")
+@click.option("--frames", type=click.IntRange(min=1), help="Stop after this many shown frames.")
+def live(source: str | None, camera: str | None, size: str | None, fps: float | None, scale: str, model: str, device: str,
+         precision: str, record: Path | None, no_window: bool, frames: int | None) -> None:
+    """Live preview of the camera (or --source) upscaled: bicubic | SAFDN split view.
+
+    \b
+        streamsr live                                  # camera, window, x2
+        streamsr live --source clip.mp4 --no-window --frames 100
+    """
+    import torch
+
+    from .engine import Upscaler
+    from .live import HeadlessSink, run_live
+
+    on_gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+
+    def make(s: int) -> Upscaler:
+        name = model if model and s == int(scale) else (f"safdn-x{s}" if on_gpu else f"safdn-rt-x{s}")
+        return Upscaler(name, device=device, precision=precision)
+
+    up = make(int(scale))
+    click.echo(f"model {up.model.name} on {up.device} in {up.precision_name}" + ("" if model else " (chosen to keep up in real time)"))
+    if no_window:
+        sink: Any = HeadlessSink()
+    else:
+        from .preview import PygameSink
+
+        sink = PygameSink()
+    stats = run_live(source, upscaler=up, sink=sink, camera=camera, size=size, fps=fps, max_frames=frames,
+                     record=record, make_upscaler=make)
+    click.echo(stats.line())
+
+
 @cli.command("pipelines")
 def pipelines_command() -> None:
     """List the shipped presets (use one with --pipeline NAME)."""

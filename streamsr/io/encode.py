@@ -124,7 +124,7 @@ class PyAVEncoder:
     """
 
     def __init__(
-        self, path: str | Path, source: str | Path, info: VideoInfo, *, scale: int,
+        self, path: str | Path, source: str | Path | None, info: VideoInfo, *, scale: int,
         config: EncodeConfig | None = None, warn: Warn | None = None, fmt: str | None = None,
     ) -> None:
         self.path, self.info, self.scale = Path(path), info, scale
@@ -139,7 +139,8 @@ class PyAVEncoder:
             self._out = av.open(str(self.path), "w", format=fmt, options=options)
         except (av.FFmpegError, ValueError) as e:
             raise EncodeError(f"{self.path}: cannot create output ({e})") from e
-        self._src = open_input(source)
+        # Without a source file (a camera), there are no other streams to copy.
+        self._src = open_input(source) if source is not None else None
         try:
             self._setup_video(cfg)
             self._copies: dict[int, av.stream.Stream] = {}
@@ -185,12 +186,15 @@ class PyAVEncoder:
         cc.thread_count = cfg.threads
         if info.rotation_degrees:
             v.set_display_rotation(info.rotation_degrees)
-        src_v = self._src.streams.video[0]
-        v.metadata.update(_fresh_tags(src_v.metadata))
         self._video = v
-        self._video_src_index = src_v.index
+        if self._src is not None:
+            src_v = self._src.streams.video[0]
+            v.metadata.update(_fresh_tags(src_v.metadata))
+            self._video_src_index = src_v.index
 
     def _setup_other_streams(self, cfg: EncodeConfig) -> None:
+        if self._src is None:
+            return
         supported = self._out.supported_codecs
         for s in self._src.streams:
             if s.index == self._video_src_index:
@@ -227,6 +231,8 @@ class PyAVEncoder:
         self._audio_encoders[s.index] = (out, resampler)
 
     def _copy_container_metadata(self) -> None:
+        if self._src is None:
+            return
         self._out.metadata.update(_fresh_tags(self._src.metadata))
         chapters = self._src.chapters()
         if chapters:
@@ -238,6 +244,8 @@ class PyAVEncoder:
     # -- other streams -----------------------------------------------------------------------
 
     def _other_packets(self) -> Iterator[av.Packet]:
+        if self._src is None:
+            return
         wanted = [s for s in self._src.streams if s.index in self._copies or s.index in self._audio_encoders]
         if not wanted:
             return
@@ -309,7 +317,8 @@ class PyAVEncoder:
         self._mux_others_until(math.inf)
         for out, _ in self._audio_encoders.values():
             self._out.mux(out.encode(None))
-        self._src.close()
+        if self._src is not None:
+            self._src.close()
         self._out.close()
 
     def abort(self) -> None:

@@ -1,0 +1,293 @@
+"""Live preview: camera (or any file/URL) -> Upscaler -> preview window, real time first.
+
+Capture runs in its own thread and only ever keeps the newest frame (a one-slot mailbox): when
+the model falls behind, stale frames are dropped and counted, so latency never builds up.
+The window is a small `PreviewSink` protocol; the pygame one lives in `streamsr.preview`.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .engine import Upscaler
+from .errors import InputError
+from .frames import FrameBatch, VideoInfo
+from .io.encode import EncodeConfig, PyAVEncoder
+from .io.pyav import frame_to_rgb
+
+
+@dataclass
+class LiveStats:
+    """Figures shown on the preview and printed at the end of a headless run."""
+
+    captured: int = 0
+    shown: int = 0
+    dropped: int = 0
+    capture_fps: float = 0.0
+    display_fps: float = 0.0
+    model_ms: float = 0.0
+    """Mean time of one model call."""
+    latency_ms: float = 0.0
+    """Mean time from capture to display."""
+    max_latency_ms: float = 0.0
+    model: str = ""
+    precision: str = ""
+    size_in: str = ""
+    size_out: str = ""
+
+    def line(self) -> str:
+        return (
+            f"{self.model} {self.precision} {self.size_in}->{self.size_out}: capture {self.capture_fps:.1f} fps, "
+            f"shown {self.display_fps:.1f} fps, model {self.model_ms:.0f} ms, latency {self.latency_ms:.0f} ms "
+            f"(max {self.max_latency_ms:.0f}), dropped {self.dropped}"
+        )
+
+
+@dataclass
+class Command:
+    """What the preview asked for after a frame."""
+
+    quit: bool = False
+    scale: int | None = None
+    snapshot: bool = False
+
+
+class PreviewSink(Protocol):
+    def show(self, lr: np.ndarray, sr: np.ndarray, stats: LiveStats) -> Command: ...
+
+    def close(self) -> None: ...
+
+
+class HeadlessSink:
+    """No window: keeps the last upscaled frame (for tests and servers)."""
+
+    def __init__(self) -> None:
+        self.last: np.ndarray | None = None
+
+    def show(self, lr: np.ndarray, sr: np.ndarray, stats: LiveStats) -> Command:
+        self.last = sr
+        return Command()
+
+    def close(self) -> None:
+        pass
+
+
+def camera_input(camera: str | None, size: str | None, fps: float | None) -> tuple[str, str | None, dict[str, str]]:
+    """(url, format, options) for the platform's camera API."""
+    options: dict[str, str] = {}
+    if size:
+        options["video_size"] = size
+    if fps:
+        options["framerate"] = str(fps)
+    if sys.platform.startswith("linux"):
+        return camera or "/dev/video0", "v4l2", options
+    if sys.platform == "darwin":
+        return camera or "0", "avfoundation", options
+    if sys.platform == "win32":
+        return f"video={camera or 'Integrated Camera'}", "dshow", options
+    raise InputError(f"no camera support on {sys.platform}; use --source FILE_OR_URL")
+
+
+class _Mailbox:
+    """One slot holding the newest frame; putting over an unread frame drops it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: tuple[np.ndarray, float] | None = None
+        self.dropped = 0
+
+    def put(self, item: tuple[np.ndarray, float]) -> None:
+        with self._cond:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._cond.notify()
+
+    def take(self, timeout: float) -> tuple[np.ndarray, float] | None:
+        with self._cond:
+            if self._item is None:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+
+class CaptureThread(threading.Thread):
+    """Reads frames as fast as the source gives them (files are paced at their own frame rate)."""
+
+    def __init__(self, container: av.container.InputContainer, *, realtime: bool) -> None:
+        super().__init__(name="streamsr-capture", daemon=True)
+        self.container, self.realtime = container, realtime
+        self.mailbox = _Mailbox()
+        self.error: BaseException | None = None
+        self.finished = threading.Event()
+        self._halt = threading.Event()
+        self.captured = 0
+        self.started_at = time.perf_counter()
+
+    def run(self) -> None:
+        stream = self.container.streams.video[0]
+        stream.thread_type = "AUTO"
+        start = time.perf_counter()
+        first_pts: float | None = None
+        try:
+            for frame in self.container.decode(stream):
+                if self._halt.is_set():
+                    break
+                if self.realtime and frame.pts is not None and frame.time_base is not None:
+                    t = float(frame.pts * frame.time_base)
+                    first_pts = t if first_pts is None else first_pts
+                    delay = start + (t - first_pts) - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                self.mailbox.put((frame_to_rgb(frame, "rgb24"), time.perf_counter()))
+                self.captured += 1
+        except BaseException as e:  # re-raised by the preview loop
+            self.error = e
+        finally:
+            self.finished.set()
+
+    def stop(self) -> None:
+        self._halt.set()
+
+
+def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255)
+
+
+def _to_image(x: torch.Tensor) -> np.ndarray:
+    return x[0].mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+def bicubic_image(rgb: np.ndarray, scale: int) -> np.ndarray:
+    """The bicubic upscale shown beside the model's output."""
+    return _to_image(F.interpolate(_to_tensor(rgb), scale_factor=scale, mode="bicubic", align_corners=False).clamp_(0, 1))
+
+
+@dataclass
+class LiveSession:
+    """One preview run's state; `run_live` drives it."""
+
+    upscaler: Upscaler
+    sink: PreviewSink
+    make_upscaler: Callable[[int], Upscaler] | None = None
+    record: Path | None = None
+    snapshot_dir: Path = Path(".")
+    stats: LiveStats = field(default_factory=LiveStats)
+    _latencies: deque[float] = field(default_factory=lambda: deque(maxlen=120))
+    _model_ms: deque[float] = field(default_factory=lambda: deque(maxlen=120))
+    _shown_at: deque[float] = field(default_factory=lambda: deque(maxlen=60))
+
+
+def run_live(
+    source: str | None = None,
+    *,
+    upscaler: Upscaler,
+    sink: PreviewSink | None = None,
+    camera: str | None = None,
+    size: str | None = None,
+    fps: float | None = None,
+    max_frames: int | None = None,
+    record: str | Path | None = None,
+    realtime: bool = True,
+    make_upscaler: Callable[[int], Upscaler] | None = None,
+    snapshot_dir: str | Path = ".",
+) -> LiveStats:
+    """Show `source` (a file or URL) or the camera upscaled, until quit, `max_frames`, or the end.
+
+    Returns the final figures. Capture errors are re-raised here.
+    """
+    sink = sink or HeadlessSink()
+    if source is not None:
+        url, fmt, options = source, None, {}
+    else:
+        url, fmt, options = camera_input(camera, size, fps)
+    try:
+        container = av.open(url, format=fmt, options=options)
+    except (av.FFmpegError, OSError) as e:
+        what = f"camera {url}" if source is None else url
+        raise InputError(f"cannot open {what} ({e}); pick another with --camera or use --source FILE_OR_URL") from e
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"{url}: has no video stream")
+    capture = CaptureThread(container, realtime=realtime)
+    session = LiveSession(upscaler, sink, make_upscaler, Path(record) if record else None, Path(snapshot_dir))
+    stats = session.stats
+    stats.model, stats.precision = upscaler.model.name, upscaler.precision_name
+    encoder: PyAVEncoder | None = None
+    capture.start()
+    started = time.perf_counter()
+    try:
+        while max_frames is None or stats.shown < max_frames:
+            item = capture.mailbox.take(timeout=0.2)
+            if item is None:
+                if capture.error is not None:
+                    raise capture.error
+                if capture.finished.is_set():
+                    break
+                continue
+            rgb, captured_at = item
+            t0 = time.perf_counter()
+            sr = _to_image(session.upscaler(_to_tensor(rgb).to(session.upscaler.device)).cpu())
+            session._model_ms.append(1000 * (time.perf_counter() - t0))
+            if session.record is not None:
+                encoder = encoder or _open_recorder(session.record, rgb, session.upscaler.scale, fps or 30)
+                pts = round(1000 * (captured_at - started))
+                encoder.write(FrameBatch(torch.from_numpy(sr).permute(2, 0, 1)[None], torch.tensor([pts]), Fraction(1, 1000)))
+            now = time.perf_counter()
+            session._latencies.append(1000 * (now - captured_at))
+            session._shown_at.append(now)
+            stats.shown += 1
+            _update(stats, session, capture, rgb, sr, started)
+            command = sink.show(rgb, sr, stats)
+            if command.snapshot:
+                from .io.images import write_png
+
+                write_png(torch.from_numpy(sr).permute(2, 0, 1), session.snapshot_dir / f"streamsr-snapshot-{stats.shown:06d}.png")
+            if command.scale and command.scale != session.upscaler.scale and session.make_upscaler is not None:
+                session.upscaler = session.make_upscaler(command.scale)
+                stats.model = session.upscaler.model.name
+            if command.quit:
+                break
+    finally:
+        capture.stop()
+        capture.join(timeout=2)
+        container.close()
+        sink.close()
+        if encoder is not None:
+            encoder.close()
+    _update(stats, session, capture, None, None, started)
+    return stats
+
+
+def _open_recorder(path: Path, rgb: np.ndarray, scale: int, fps: float) -> PyAVEncoder:
+    h, w = rgb.shape[:2]
+    info = VideoInfo(width=w, height=h, fps=Fraction(fps).limit_denominator(1001), time_base=Fraction(1, 1000),
+                     num_frames_estimate=0, codec="rawvideo", pix_fmt="yuv420p", bit_depth=8)
+    return PyAVEncoder(path, None, info, scale=scale, config=EncodeConfig(preset="veryfast", crf=20))
+
+
+def _update(stats: LiveStats, s: LiveSession, capture: CaptureThread, rgb: np.ndarray | None, sr: np.ndarray | None, started: float) -> None:
+    elapsed = max(1e-6, time.perf_counter() - started)
+    stats.captured, stats.dropped = capture.captured, capture.mailbox.dropped
+    stats.capture_fps = capture.captured / elapsed
+    if len(s._shown_at) > 1:
+        stats.display_fps = (len(s._shown_at) - 1) / max(1e-6, s._shown_at[-1] - s._shown_at[0])
+    if s._latencies:
+        stats.latency_ms = sum(s._latencies) / len(s._latencies)
+        stats.max_latency_ms = max(stats.max_latency_ms, s._latencies[-1])
+        stats.model_ms = sum(s._model_ms) / len(s._model_ms)
+    if rgb is not None and sr is not None:
+        stats.size_in, stats.size_out = f"{rgb.shape[1]}x{rgb.shape[0]}", f"{sr.shape[1]}x{sr.shape[0]}"
