@@ -188,12 +188,17 @@ def batch(ctx: click.Context, in_dir: Path, out_dir: Path, pattern: str | None, 
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True, help="Timed runs per stage (median).")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True, help="torch intra-op threads (0: torch's default).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the figures as JSON.")
 def bench(src: Path | None, scale: str, size: str, frames: int, model: str, device: str, precision: str, batch: int,
-          runs: int, json_path: Path | None) -> None:
+          runs: int, threads: int, json_path: Path | None) -> None:
     """Speed of each stage (decode, SR, encode, end to end) on a generated clip or SRC."""
+    import torch
+
     from .bench import run_bench
 
+    if threads:
+        torch.set_num_threads(threads)
     try:
         w, h = (int(v) for v in size.lower().split("x"))
     except ValueError:

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import EncodeError
 from ..frames import FrameBatch, VideoInfo
 from .probe import open_input
+from .pyav import swscale_matrix
 
 Warn = Callable[[str], None]
 
@@ -283,7 +284,7 @@ class PyAVEncoder:
         c = self.info.color
         return frame.reformat(
             format=self.pix_fmt,
-            dst_colorspace=c.matrix if c.matrix != 2 else None,
+            dst_colorspace=swscale_matrix(c.matrix),
             dst_color_range=c.range or None,
             dst_color_trc=c.transfer,
             dst_color_primaries=c.primaries,

@@ -20,13 +20,22 @@ def rgb_format(bit_depth: int) -> str:
     return "rgb24" if bit_depth <= 8 else "rgb48le"
 
 
+# YUV matrices swscale converts with (AVColorSpace values); others (unspecified, RGB, ICtCp...)
+# fall back to swscale's default, used the same way in both directions so colours round-trip.
+_SWSCALE_MATRICES = frozenset({1, 4, 5, 6, 7, 9})
+
+
+def swscale_matrix(matrix: int) -> int | None:
+    return matrix if matrix in _SWSCALE_MATRICES else None
+
+
 def frame_to_rgb(frame: av.VideoFrame, fmt: str) -> np.ndarray:
     """(H, W, 3) uint8/uint16 RGB, converted with the frame's own matrix and range."""
     # swscale assumes limited range unless told; pass the frame's tags so full-range sources
     # (yuvj*, or yuv* tagged "pc") are not crushed.
     rgb = frame.reformat(
         format=fmt,
-        src_colorspace=frame.colorspace if frame.colorspace != 2 else None,
+        src_colorspace=swscale_matrix(int(frame.colorspace)),
         src_color_range=frame.color_range or None,
     )
     return rgb.to_ndarray()

@@ -1,0 +1,49 @@
+"""Write weights/README.md's table from the weight files' own metadata.
+
+    python benchmarks/weights_table.py          # rewrites the table between the markers
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from streamsr.models import CATALOG, find_weights, load_model, measure_complexity
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- table:start -->", "<!-- table:end -->"
+
+
+def row(name: str) -> str | None:
+    path = find_weights(name)
+    if path is None:
+        return None
+    model = load_model(path)
+    cx = measure_complexity(model.module, scale=model.scale)
+    quality = json.loads(model.metadata.get("quality", "{}"))
+    record = json.loads(model.metadata.get("training", "{}"))
+    q = " / ".join(f"{quality[s]['psnr']:.2f}/{quality[s]['ssim']:.4f}" if s in quality else "-" for s in ("Set5", "Set14", "B100", "Vid4"))
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    hours = record.get("train_seconds", 0) / 3600
+    return (f"| `{path.name}` | x{model.scale} | {cx.params / 1e3:.0f}K | {cx.multi_adds / 1e9:.1f} G | {q} | "
+            f"{record.get('iterations', '-')} it, {hours:.2f} h CPU | `{sha}` |")
+
+
+def main() -> None:
+    rows = [r for r in (row(n) for n in CATALOG) if r]
+    table = "\n".join([
+        "| file | scale | params | Multi-Adds (1280x720 out) | Y-PSNR/SSIM Set5 / Set14 / B100 / Vid4 | training | sha256 (16) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+    ])
+    readme = ROOT / "weights" / "README.md"
+    text = readme.read_text()
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
