@@ -182,3 +182,25 @@ def test_stages_keep_order_and_count() -> None:
     progress: list[int] = []
     run_stages(batches(), lambda bs: bs, lambda b: seen.extend(b.pts.tolist()), queue_size=1, on_progress=progress.append)
     assert seen == list(range(100)) and sum(progress) == 100
+
+
+def test_audio_reencode_to_aac_when_asked(clip_mkv_subs: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    from streamsr.io.encode import EncodeConfig
+
+    out = tmp_path / "aac.mkv"
+    upscale_file(clip_mkv_subs, out, _cfg(tiny_weights, encode=EncodeConfig(audio="aac", preset="ultrafast")))
+    with av.open(str(out)) as c:
+        a = c.streams.audio[0]
+        samples = sum(f.samples for f in c.decode(a))
+    assert a.codec_context.name == "aac" and abs(samples / 16000 - 1.0) < 0.1  # about 1 s of audio kept
+
+
+def test_audio_none_drops_it_and_says_so(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    from streamsr.io.encode import EncodeConfig
+
+    warnings: list[str] = []
+    out = tmp_path / "silent.mp4"
+    upscale_file(clip_mp4, out, _cfg(tiny_weights, encode=EncodeConfig(audio="none")), on_warning=warnings.append)
+    with av.open(str(out)) as c:
+        assert not c.streams.audio
+    assert any("--audio none" in w for w in warnings)

@@ -180,7 +180,8 @@ class PyAVEncoder:
         options: dict[str, str] = {}
         if codec in _CRF_CODECS:
             options["crf"] = str(cfg.crf)
-            options["preset"] = str(cfg.preset) if codec != "libsvtav1" else options.get("preset", "8")
+            # SVT-AV1 presets are numbers (0 slowest .. 13 fastest); x264-style names map to 8.
+            options["preset"] = cfg.preset if codec != "libsvtav1" or cfg.preset.isdigit() else "8"
         if codec == "libx265":
             options["x265-params"] = "log-level=error"
         v.options = options
