@@ -106,3 +106,22 @@ def test_window_under_virtual_display(xvfb: str, live_clip: Path, tiny_weights: 
     assert shot.shape[:2] == (128, 96)  # (width, height): the x2 frame fills the window
     assert shot.std() > 10 and len(np.unique(shot.reshape(-1, 3), axis=0)) > 50  # a picture, not a blank
     assert os.environ["DISPLAY"] == xvfb
+
+
+def test_split_view_puts_bicubic_left_of_the_divider(xvfb: str) -> None:
+    from streamsr.live import bicubic_image
+    from streamsr.preview import PygameSink
+
+    sink = PygameSink()
+    try:
+        lr = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+        sr = np.zeros((48, 64, 3), dtype=np.uint8)
+        sink.divider = 0.25
+        view = sink.compose(lr, sr)
+        assert np.array_equal(view[:, :15], bicubic_image(lr, 2)[:, :15]) and not view[:, 17:].any()
+        sink.mode = "side"
+        assert sink.compose(lr, sr).shape == (48, 128, 3)
+        sink.mode = "sr"
+        assert sink.compose(lr, sr) is sr
+    finally:
+        sink.close()
