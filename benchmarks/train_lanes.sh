@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 x2=runs/safdn-x2/best.safetensors
 train() { nice -n 19 streamsr train --threads 1 --resume "$@"; }
-(train -c pipelines/train-safdn-x4.toml --init "$x2" --iterations "${X4_ITERS:-1800}" > train-x4.log 2>&1) &
+(train -c pipelines/train-safdn-x4.toml --init "$x2" --iterations "${X4_ITERS:-1300}" > train-x4.log 2>&1) &
 (train -c pipelines/train-safdn-rt-x2.toml --iterations "${RT_ITERS:-1500}" > train-rt-x2.log 2>&1 &&
  train -c pipelines/train-safdn-rt-x4.toml --init runs/safdn-rt-x2/best.safetensors --iterations "${RT_ITERS:-1500}" > train-rt-x4.log 2>&1 &&
  train -c pipelines/train-safdn-x3.toml --init "$x2" --iterations "${X3_ITERS:-800}" > train-x3.log 2>&1) &
