@@ -63,6 +63,7 @@ def make_clip(
     audio: bool = True,
     subtitle: bool = False,
     color: dict[str, int] | None = None,
+    chapters: Sequence[tuple[int, int, str]] = (),
 ) -> Path:
     """Write a small clip: moving pattern video, optional 440 Hz AAC audio and an SRT cue.
 
@@ -82,6 +83,10 @@ def make_clip(
         s = out.add_mux_stream("subrip") if subtitle else None  # pre-encoded text packets, no encoder
         if s is not None:
             s.metadata["language"] = "eng"
+        if chapters:  # (start_ms, end_ms, title)
+            out.set_chapters([{"id": i + 1, "start": a, "end": b, "time_base": Fraction(1, 1000), "metadata": {"title": t}}
+                              for i, (a, b, t) in enumerate(chapters)])
+        out.metadata["title"] = "streamsr test clip"
         out.start_encoding()
         if s is not None:
             _write_subtitle(out, s, text="hello subtitles", start_ms=0, end_ms=500)

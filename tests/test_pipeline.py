@@ -204,3 +204,14 @@ def test_audio_none_drops_it_and_says_so(clip_mp4: Path, tmp_path: Path, tiny_we
     with av.open(str(out)) as c:
         assert not c.streams.audio
     assert any("--audio none" in w for w in warnings)
+
+
+def test_chapters_and_container_metadata_are_copied(media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    src = make_clip(media_dir / "chapters.mkv", frames=12, chapters=[(0, 500, "Opening"), (500, 1000, "Ending")])
+    out = tmp_path / "chapters_x2.mkv"
+    upscale_file(src, out, _cfg(tiny_weights))
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        want = [(float(c["start"] * c["time_base"]), c["metadata"].get("title")) for c in a.chapters()]
+        got = [(float(c["start"] * c["time_base"]), c["metadata"].get("title")) for c in b.chapters()]
+        assert want == [(0.0, "Opening"), (0.5, "Ending")] and got == want
+        assert b.metadata.get("title") == "streamsr test clip"
