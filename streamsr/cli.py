@@ -322,6 +322,9 @@ def models_command() -> None:
 @click.option("--model", help="Catalog model to train (its scale is the training scale).")
 @click.option("--init", help="Weights to start from (shapes that differ are skipped).")
 @click.option("--out", help="Run folder for checkpoints and best weights.")
+@click.option("--data", multiple=True, help="Folder of HR training images (repeatable).")
+@click.option("--val", help="Folder of HR validation images.")
+@click.option("--device", type=click.Choice(DEVICES), help="auto: CUDA if present.")
 @click.option("--iterations", type=int)
 @click.option("--batch", type=int)
 @click.option("--patch", type=int, help="LR patch side in pixels.")
@@ -342,7 +345,7 @@ def train(config_path: Path | None, resume: bool, **overrides: Any) -> None:
     from .train.trainer import Trainer
 
     data = read_toml(config_path) if config_path else {}
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    data.update({k: v for k, v in overrides.items() if v is not None and v != ()})
     cfg = from_mapping(TrainConfig, data, where=str(config_path or "options"))
     trainer = Trainer(cfg, log=lambda line: click.echo(line, file=sys.stdout))
     best = trainer.fit(resume=resume)

@@ -100,6 +100,8 @@ class TrainConfig:
     checkpoint_every: int = 250
     threads: int = 0
     """torch intra-op threads; 0 keeps torch's default (all cores)."""
+    device: str = "auto"
+    """"auto" (CUDA if present), "cpu" or "cuda"."""
     seed: int = 0
 
     def __post_init__(self) -> None:

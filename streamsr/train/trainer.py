@@ -59,10 +59,13 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.entry = CATALOG[cfg.model]
         self.scale = self.entry.scale
-        self.model = build_model(cfg.model).to(memory_format=torch.channels_last)
+        self.device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                                   ("cpu" if cfg.device == "auto" else cfg.device))
+        self.model = build_model(cfg.model)
         if cfg.init:
             skipped = load_matching(self.model, cfg.init)
             log(f"initialised from {cfg.init}; {len(skipped)} tensors left at random: {skipped}")
+        self.model = self.model.to(self.device, memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.loss_fn = L1FFTLoss(cfg.fft_weight)
@@ -109,7 +112,7 @@ class Trainer:
         tmp.replace(self.checkpoint_path)  # a crash mid-write never corrupts the last checkpoint
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
-        state = torch.load(path or self.checkpoint_path, map_location="cpu", weights_only=False)
+        state = torch.load(path or self.checkpoint_path, map_location=self.device, weights_only=False)
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["opt"])
@@ -117,7 +120,7 @@ class Trainer:
         self.best_psnr = state["best_psnr"]
         self.train_seconds = state["train_seconds"]
         self.bank().set_state(state["data_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -125,7 +128,8 @@ class Trainer:
         self.model.train()
         for group in self.opt.param_groups:
             group["lr"] = learning_rate(self.cfg, self.iteration)
-        loss = self.loss_fn(self.model(lr.contiguous(memory_format=torch.channels_last)), hr)
+        lr = lr.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        loss = self.loss_fn(self.model(lr), hr.to(self.device, non_blocking=True))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -138,7 +142,7 @@ class Trainer:
         return loss.item()
 
     def validate(self) -> float:
-        score = evaluate_set(self.cfg.val, module_upscaler(self.ema), scale=self.scale)
+        score = evaluate_set(self.cfg.val, module_upscaler(self.ema, device=self.device), scale=self.scale)
         return score.psnr
 
     def training_record(self, val_psnr: float) -> dict[str, Any]:
