@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import platform
 import resource
 import statistics
@@ -132,8 +133,9 @@ def run_bench(
             lambda: upscale_file(src, tmp / "e2e.mp4", UpscaleConfig(**{**cfg.__dict__, "overwrite": True}), upscaler=up),
             max(1, runs - 1),
         )
-    cx = measure_complexity(up.model.module.float().cpu(), scale=scale, out_width=info.width * scale, out_height=info.height * scale)
-    up.model.module.to(up.device)
+    # Count on a CPU fp32 copy: the engine's module may be fp16 on CUDA and must stay so.
+    module = copy.deepcopy(up.model.module).float().cpu()
+    cx = measure_complexity(module, scale=scale, out_width=info.width * scale, out_height=info.height * scale)
     sr_fps = n / sr_s
     return BenchResult(
         model=up.model.name, device=str(up.device), precision=up.precision_name, threads=torch.get_num_threads(),
