@@ -19,7 +19,8 @@ from typing import Any
 
 from .engine import Upscaler
 from .errors import DecodeError, OutputError, StreamSRError
-from .frames import FrameBatch, VideoInfo
+from .frames import FrameBatch
+from .io import open_decoder
 from .io.base import Decoder
 from .io.encode import EncodeConfig, PyAVEncoder, output_format_supports
 from .io.probe import check_source, probe
@@ -265,7 +266,7 @@ def upscale_file(
         upscaler = Upscaler(cfg.model_name, device=cfg.device, precision=cfg.precision, batch=cfg.batch, tile=cfg.tile)
     if upscaler.scale != cfg.scale:
         raise StreamSRError(f"model {upscaler.model.name} upscales x{upscaler.scale}, but --scale {cfg.scale} was asked for")
-    decoder = open_decoder(src, info, cfg)
+    decoder = open_decoder(src, backend=cfg.decoder, batch=cfg.batch, info=info)
     tmp = temporary_path(dst)
     start = time.perf_counter()
     encoder: PyAVEncoder | None = None
@@ -286,13 +287,6 @@ def upscale_file(
     result = UpscaleResult(dst, encoder.frames_written, time.perf_counter() - start, *times, warnings=tuple(warnings))
     _check_complete(decoder, src, result)
     return result
-
-
-def open_decoder(src: Path, info: VideoInfo, cfg: UpscaleConfig) -> Decoder:
-    """The decoder for `cfg.decoder` ("auto", "pyav", "dali")."""
-    from .io import open_decoder as choose
-
-    return choose(src, backend=cfg.decoder, batch=cfg.batch, info=info)
 
 
 def _check_complete(decoder: Decoder, src: Path, result: UpscaleResult) -> None:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from ..models import CATALOG, build_model, load_weights, save_weights
+from ..models import CATALOG, build_model, load_weights, read_metadata, save_weights
 from .data import PairBank, find_images
 from .evaluate import evaluate_set, module_upscaler
 from .losses import L1FFTLoss
@@ -187,6 +187,5 @@ class Trainer:
 
 
 def training_summary(path: str | Path) -> dict[str, Any]:
-    """The training record stored in a weight file's metadata."""
-    _, meta = load_weights(path)
-    return json.loads(meta.get("training", "{}"))
+    """The training record stored in a weight file's metadata (the tensors are not loaded)."""
+    return json.loads(read_metadata(path).get("training", "{}"))
