@@ -1,5 +1,6 @@
 """GPU benchmark for the device check: decode (DALI vs PyAV), SR stage (fp32 vs fp16, overlap on
-vs off), encode, end to end and GPU memory peak, on generated clips. Prints one table last.
+vs off, CUDA graphs on vs off, batch chosen from free memory), encode (`--codec auto`: NVENC
+where the card has it), end to end and GPU memory peak, on generated clips. Prints one table last.
 
     python benchmarks/gpu_bench.py --json out.json          # on a CUDA machine
     python benchmarks/gpu_bench.py --smoke                  # tiny, CPU: checks the script itself
@@ -74,15 +75,22 @@ def case(name: str, scale: int, size: tuple[int, int], frames: int, tmp: Path, d
             row[f"sr_{precision}_{'overlap' if overlap else 'serial'}_fps"] = timed(lambda up=up: sum(len(b) for b in up.stream(iter(decoded))))
             if device == "cuda":
                 row[f"gpu_peak_mb_{precision}"] = torch.cuda.max_memory_allocated() / 2**20
+    if device == "cuda":
+        graphed = Upscaler(f"safdn-x{scale}", device=device, precision="fp16", batch=batch, cuda_graphs=True)
+        row["sr_fp16_overlap_graphs_fps"] = timed(lambda: sum(len(b) for b in graphed.stream(iter(decoded))))
+        auto = Upscaler(f"safdn-x{scale}", device=device, precision="fp16", batch=0)
+        row["auto_batch"] = auto.batch_for(size[1], size[0])
     up = Upscaler(f"safdn-x{scale}", device=device, precision=precisions[-1], batch=batch)
     upscaled = list(up.stream(iter(decoded)))
-    enc_cfg = EncodeConfig(codec=codec, preset="veryfast" if codec == "libx264" else "p4", crf=20)
+    # x264 names map onto NVENC's p-presets when auto picks NVENC (veryfast -> p2).
+    enc_cfg = EncodeConfig(codec=codec, preset="veryfast", crf=20)
 
     def encode() -> int:
         e = PyAVEncoder(tmp / f"{name}-enc.mp4", clip, info, scale=scale, config=enc_cfg)
         for b in upscaled:
             e.write(b)
         e.close()
+        row["encoder"] = e.codec
         return n
 
     row["encode_fps"] = timed(encode, runs=1)
@@ -96,7 +104,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU (checks the script)")
     parser.add_argument("--frames", type=int, default=96)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--codec", default="libx264")
+    parser.add_argument("--codec", default="auto")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from .engine import Upscaler
 from .errors import InputError, OutputError, StreamSRError
 from .io.probe import probe
-from .pipeline import UpscaleConfig, UpscaleResult, fit_container, upscale_file
+from .pipeline import UpscaleConfig, UpscaleResult, fit_container, make_upscaler, upscale_file
 
 VIDEO_SUFFIXES = frozenset(
     [".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv", ".mxf", ".y4m"]
@@ -116,7 +116,7 @@ def find_videos(in_dir: Path, out_dir: Path, *, pattern: str | None = None, recu
 def settings_fingerprint(cfg: UpscaleConfig, upscaler: Upscaler | None = None) -> str:
     """What makes two outputs of one input differ: model, scale, encoder, tiling, precision."""
     fields = dataclasses.asdict(cfg)
-    for volatile in ("overwrite", "queue_size", "batch", "device", "decoder"):
+    for volatile in ("overwrite", "queue_size", "batch", "device", "decoder", "cuda_graphs"):
         fields.pop(volatile)
     if upscaler is not None:
         fields["model_identity"] = upscaler.model.name
@@ -204,7 +204,7 @@ def upscale_many(
     sources, ignored = find_videos(in_dir, out_dir, pattern=pattern, recursive=recursive)
     report = BatchReport(ignored=ignored)
     if upscaler is None:
-        upscaler = Upscaler(cfg.model_name, device=cfg.device, precision=cfg.precision, batch=cfg.batch, tile=cfg.tile)
+        upscaler = make_upscaler(cfg)
     fingerprint = settings_fingerprint(cfg, upscaler)
     manifest = Manifest(out_dir)
 

@@ -17,19 +17,21 @@ import av
 import numpy as np
 import torch
 
-from .engine import Upscaler, bicubic_upscale
+from .engine import bicubic_upscale
 from .frames import FrameBatch
 from .io.encode import PyAVEncoder
 from .io.probe import probe
 from .io.pyav import PyAVDecoder
 from .models import measure_complexity
-from .pipeline import UpscaleConfig, upscale_file
+from .pipeline import UpscaleConfig, make_upscaler, upscale_file
 
 
 @dataclass(frozen=True)
 class BenchResult:
     model: str
     device: str
+    codec: str
+    batch: int
     precision: str
     threads: int
     input_size: str
@@ -96,15 +98,16 @@ def run_bench(
     device: str = "auto",
     precision: str = "auto",
     runs: int = 3,
-    batch: int = 1,
+    batch: int = 0,
 ) -> BenchResult:
     """Measure each stage on `source` (or a generated clip of `size`), warm-up excluded."""
     cfg = UpscaleConfig(scale=scale, model=model, device=device, precision=precision, batch=batch)
-    up = Upscaler(cfg.model_name, device=device, precision=precision, batch=batch)
+    up = make_upscaler(cfg)
     with tempfile.TemporaryDirectory(prefix="streamsr-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
         src = source or make_test_clip(tmp / "bench.mp4", width=size[0], height=size[1], frames=frames)
         info = probe(src)
+        batch = up.batch_for(info.height, info.width)
 
         def decode_all() -> list[FrameBatch]:
             with PyAVDecoder(src, batch=batch, info=info) as dec:
@@ -122,11 +125,15 @@ def run_bench(
 
         bic_s = _median_seconds(bicubic_all, runs)
 
+        codec = ""
+
         def encode_all() -> None:
+            nonlocal codec
             with_enc = PyAVEncoder(tmp / "enc.mp4", src, info, scale=scale, config=cfg.encode)
             for b in upscaled:
                 with_enc.write(b)
             with_enc.close()
+            codec = with_enc.codec
 
         enc_s = _median_seconds(encode_all, max(1, runs - 1))
         e2e_s = _median_seconds(
@@ -138,7 +145,7 @@ def run_bench(
     cx = measure_complexity(module, scale=scale, out_width=info.width * scale, out_height=info.height * scale)
     sr_fps = n / sr_s
     return BenchResult(
-        model=up.model.name, device=str(up.device), precision=up.precision_name, threads=torch.get_num_threads(),
+        model=up.model.name, device=str(up.device), codec=codec, batch=batch, precision=up.precision_name, threads=torch.get_num_threads(),
         input_size=f"{info.width}x{info.height}", output_size=f"{info.width * scale}x{info.height * scale}", frames=n,
         decode_fps=n / decode_s, sr_fps=sr_fps, sr_ms_per_frame=1000 / sr_fps, bicubic_fps=n / bic_s,
         encode_fps=n / enc_s, end_to_end_fps=n / e2e_s,

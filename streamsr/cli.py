@@ -48,10 +48,13 @@ def upscale_options(f: Any) -> Any:
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True),
         click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
                      help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32."),
-        click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Frames per model call."),
+        click.option("--batch", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Frames per model call; 0: from free GPU memory on CUDA, 1 on the CPU."),
         click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True, help="Tile side in input pixels; 0 disables tiling."),
         click.option("--decoder", type=click.Choice(DECODERS), default="auto", show_default=True),
-        click.option("--codec", default="libx264", show_default=True, help="Video encoder: libx264, libx265, libsvtav1, ..."),
+        click.option("--cuda-graphs", is_flag=True, default=False, help="Replay the model as a CUDA graph (CUDA only)."),
+        click.option("--codec", default="auto", show_default=True,
+                     help="Video encoder: auto (NVENC where the GPU has it, else libx264), libx264, libx265, libsvtav1, ..."),
         click.option("--crf", type=int, default=18, show_default=True),
         click.option("--preset", default="medium", show_default=True, help="Encoder speed preset."),
         click.option("--pix-fmt", default="", help="Output pixel format (default: follow the source, 10-bit kept)."),
@@ -66,7 +69,7 @@ def upscale_options(f: Any) -> Any:
 
 
 _ENCODE_FIELDS = ("codec", "crf", "preset", "pix_fmt", "audio")
-_UPSCALE_FIELDS = ("scale", "model", "device", "precision", "batch", "tile", "decoder", "overwrite")
+_UPSCALE_FIELDS = ("scale", "model", "device", "precision", "batch", "tile", "decoder", "cuda_graphs", "overwrite")
 
 
 def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> UpscaleConfig:
@@ -112,7 +115,7 @@ def upscale(ctx: click.Context, src: Path, output: Path | None, pipeline: str, q
         result = upscale_file(src, output, cfg, on_progress=bar.update, on_warning=_echo_warning)
     if not quiet:
         click.echo(
-            f"wrote {result.output}: {result.frames} frames in {result.seconds:.1f} s "
+            f"wrote {result.output} ({result.codec}): {result.frames} frames in {result.seconds:.1f} s "
             f"({result.fps:.2f} fps end to end, SR stage {result.upscale_fps:.2f} fps)"
         )
 
@@ -186,7 +189,7 @@ def batch(ctx: click.Context, in_dir: Path, out_dir: Path, pattern: str | None, 
 @click.option("-m", "--model", default="", help="Model name or file (default: safdn-x<scale>).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True)
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--batch", type=click.IntRange(min=0), default=0, show_default=True, help="0: from free GPU memory (1 on the CPU).")
 @click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True, help="Timed runs per stage (median).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True, help="torch intra-op threads (0: torch's default).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the figures as JSON.")
@@ -207,11 +210,12 @@ def bench(src: Path | None, scale: str, size: str, frames: int, model: str, devi
                   precision=precision, runs=runs, batch=batch)
     rows = [
         ("model", f"{r.model} ({r.params / 1e3:.0f}K params, {r.multi_adds_per_frame / 1e9:.2f} G Multi-Adds/frame)"),
-        ("run", f"{r.input_size} -> {r.output_size}, {r.frames} frames, {r.device} {r.precision}, {r.threads} threads"),
+        ("run", f"{r.input_size} -> {r.output_size}, {r.frames} frames, {r.device} {r.precision}, batch {r.batch}, "
+                f"{r.threads} threads"),
         ("decode", f"{r.decode_fps:8.1f} fps"),
         ("SR stage", f"{r.sr_fps:8.2f} fps  ({r.sr_ms_per_frame:.1f} ms/frame, {r.achieved_gflops:.1f} GFLOP/s)"),
         ("bicubic", f"{r.bicubic_fps:8.1f} fps  (floor)"),
-        ("encode", f"{r.encode_fps:8.1f} fps"),
+        ("encode", f"{r.encode_fps:8.1f} fps  ({r.codec})"),
         ("end to end", f"{r.end_to_end_fps:8.2f} fps  ({100 * r.end_to_end_fps / r.sr_fps:.0f}% of the SR stage)"),
         ("peak RSS", f"{r.peak_rss_mb:8.0f} MB"),
         ("machine", r.machine),
@@ -229,7 +233,7 @@ def bench(src: Path | None, scale: str, size: str, frames: int, model: str, devi
 @click.option("--size", help="Camera mode to request, WxH (e.g. 320x240).")
 @click.option("--fps", type=float, help="Camera frame rate to request.")
 @click.option("-s", "--scale", type=click.Choice(["2", "4"]), default="2", show_default=True)
-@click.option("-m", "--model", default="", help="Model (default: the real-time safdn-rt-x<scale> on CPU, safdn-x<scale> on CUDA).")
+@click.option("-m", "--model", default="", help="Model (default: the real-time safdn-tiny-x<scale> on CPU, safdn-x<scale> on CUDA).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True)
 @click.option("--record", type=click.Path(dir_okay=False, path_type=Path), help="Also write the upscaled stream to this file.")
@@ -251,7 +255,7 @@ def live(source: str | None, camera: str | None, size: str | None, fps: float | 
     on_gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
 
     def make(s: int) -> Upscaler:
-        name = model if model and s == int(scale) else (f"safdn-x{s}" if on_gpu else f"safdn-rt-x{s}")
+        name = model if model and s == int(scale) else (f"safdn-x{s}" if on_gpu else f"safdn-tiny-x{s}")
         return Upscaler(name, device=device, precision=precision)
 
     up = make(int(scale))

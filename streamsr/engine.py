@@ -59,6 +59,43 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
+MAX_AUTO_BATCH = 16
+
+
+def batch_for_memory(free_bytes: int, per_frame_bytes: int, *, share: float = 0.5, limit: int = MAX_AUTO_BATCH) -> int:
+    """Frames per model call that fit in `share` of the free GPU memory (the rest is headroom
+    for the frames in flight and the allocator's fragmentation); at least 1, at most `limit`."""
+    if per_frame_bytes <= 0:
+        return limit
+    return max(1, min(limit, int(free_bytes * share) // per_frame_bytes))
+
+
+class CUDAGraphRunner:
+    """The model captured once as a CUDA graph for one input shape, then replayed.
+
+    A small network at video resolution launches hundreds of short kernels per frame; replaying a
+    graph launches them all at once, without Python and launch overhead between them.
+    """
+
+    def __init__(self, module: torch.nn.Module, example: Tensor) -> None:
+        self.shape = tuple(example.shape)
+        self._input = example.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up outside the capture: cuDNN picks its algorithms
+            for _ in range(2):
+                module(self._input)
+        torch.cuda.current_stream().wait_stream(side)
+        self._graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self._graph):
+            self._output = module(self._input)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        self._input.copy_(x)
+        self._graph.replay()
+        return self._output.clone()  # the next replay overwrites the graph's own buffer
+
+
 def tile_spans(length: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int, int]]:
     """Cover [0, length) with windows of at most `tile` + 2*`overlap`.
 
@@ -90,10 +127,11 @@ class Upscaler:
         tile: int = 0,
         tile_overlap: int = 32,
         overlap: bool = True,
+        cuda_graphs: bool = False,
         on_warning: Callable[[str], None] | None = None,
     ) -> None:
-        if batch < 1:
-            raise ValueError("batch must be >= 1")
+        if batch < 0:
+            raise ValueError("batch must be >= 1, or 0 to choose it from the frame size and free memory")
         if tile < 0 or tile_overlap < 0:
             raise ValueError("tile and tile_overlap must be >= 0")
         self.device = resolve_device(device)
@@ -102,6 +140,9 @@ class Upscaler:
         self.scale = self.model.scale
         self.batch, self.tile, self.tile_overlap = batch, tile, tile_overlap
         self.overlap = overlap
+        self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
+        self._graph: CUDAGraphRunner | None = None
+        self._auto_batch: dict[tuple[int, int], int] = {}
         self.on_warning = on_warning or (lambda _message: None)
         module = self.model.module.eval().to(self.device)
         if self.device.type == "cuda" and self.dtype == torch.float16:
@@ -117,10 +158,40 @@ class Upscaler:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _run(self, x: Tensor) -> Tensor:
+    def _forward(self, x: Tensor) -> Tensor:
+        if self.cuda_graphs and not self.tile:
+            # One graph, for the steady-state shape (the first batch); a shorter last batch runs eagerly.
+            if self._graph is None:
+                self._graph = CUDAGraphRunner(self._module, x)
+            if self._graph.shape == tuple(x.shape):
+                return self._graph(x)
+        return self._module(x)
+
+    def _run(self, x: Tensor, *, graphs: bool = True) -> Tensor:
         x = x.to(self.device, self._module_dtype).contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            return self._module(x).float().clamp_(0, 1)
+            return (self._forward(x) if graphs else self._module(x)).float().clamp_(0, 1)
+
+    def batch_for(self, height: int, width: int) -> int:
+        """Frames per model call for frames of this size: as set, or (batch=0) chosen once per
+        size: on CUDA from the free memory and one frame's measured peak; on the CPU 1 (one
+        frame already keeps every core busy)."""
+        if self.batch:
+            return self.batch
+        if self.device.type != "cuda":
+            return 1
+        if (height, width) not in self._auto_batch:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            before = torch.cuda.memory_allocated(self.device)
+            frame = torch.zeros(1, self.model.in_ch, height, width, device=self.device)
+            with torch.inference_mode():
+                # Not through the CUDA graph: it must be captured for the real batch shape.
+                self._run_tiled(frame) if self.tile else self._run(frame, graphs=False)
+            per_frame = torch.cuda.max_memory_allocated(self.device) - before
+            free, _total = torch.cuda.mem_get_info(self.device)
+            self._auto_batch[(height, width)] = batch_for_memory(free, per_frame)
+        return self._auto_batch[(height, width)]
 
     @property
     def _module_dtype(self) -> torch.dtype:
@@ -132,7 +203,7 @@ class Upscaler:
         out = torch.empty(n, c, h * s, w * s, device=self.device)
         for y0, y1, cy0, cy1 in tile_spans(h, self.tile, self.tile_overlap):
             for x0, x1, cx0, cx1 in tile_spans(w, self.tile, self.tile_overlap):
-                y = self._run(x[:, :, y0:y1, x0:x1])
+                y = self._run(x[:, :, y0:y1, x0:x1], graphs=False)
                 out[:, :, cy0 * s : cy1 * s, cx0 * s : cx1 * s] = y[
                     :, :, (cy0 - y0) * s : (cy1 - y0) * s, (cx0 - x0) * s : (cx1 - x0) * s
                 ]
@@ -145,7 +216,7 @@ class Upscaler:
         if not x.is_floating_point():
             raise ValueError(f"expected a float tensor in [0, 1], got {x.dtype}; use upscale_batch for frames")
         outs = []
-        for chunk in x.split(self.batch):
+        for chunk in x.split(self.batch_for(x.shape[2], x.shape[3])):
             try:
                 outs.append(self._run_tiled(chunk) if self.tile else self._run(chunk))
             except torch.OutOfMemoryError as e:
@@ -154,6 +225,7 @@ class Upscaler:
                         "out of memory while upscaling; use a smaller --batch or tile the frame, e.g. --tile 256"
                     ) from e
                 # Fall back to tiles (halving down to 128 px) rather than failing a long job.
+                self._graph = None
                 torch.cuda.empty_cache()
                 self.tile = max(128, (self.tile or 1024) // 2)
                 self.on_warning(f"GPU out of memory: continuing in tiles of {self.tile} px")

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from .errors import DecodeError, OutputError, StreamSRError
 from .frames import FrameBatch
 from .io import open_decoder
 from .io.base import Decoder
-from .io.encode import EncodeConfig, PyAVEncoder, output_format_supports
+from .io.encode import EncodeConfig, PyAVEncoder, output_format_supports, resolve_codec
 from .io.probe import check_source, probe
 from .models import default_model_name
 
@@ -39,9 +39,12 @@ class UpscaleConfig:
     """Registered name or weight file; empty picks ``safdn-x{scale}``."""
     device: str = "auto"
     precision: str = "auto"
-    batch: int = 1
+    batch: int = 0
+    """Frames per model call; 0: chosen from the frame size and free GPU memory (1 on the CPU)."""
     tile: int = 0
     decoder: str = "auto"
+    cuda_graphs: bool = False
+    """Replay the model as a CUDA graph (CUDA only; ignored on the CPU)."""
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     overwrite: bool = False
     queue_size: int = 4
@@ -56,8 +59,8 @@ class UpscaleConfig:
                                      ("decoder", self.decoder, DECODERS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-        if self.batch < 1 or self.tile < 0 or self.queue_size < 1:
-            raise ValueError("batch and queue_size must be >= 1 and tile >= 0")
+        if self.batch < 0 or self.tile < 0 or self.queue_size < 1:
+            raise ValueError("queue_size must be >= 1, batch and tile >= 0")
 
     @property
     def model_name(self) -> str:
@@ -75,6 +78,8 @@ class UpscaleResult:
     upscale_seconds: float
     encode_seconds: float
     warnings: tuple[str, ...] = ()
+    codec: str = ""
+    """The video encoder used (what "auto" chose)."""
 
     @property
     def fps(self) -> float:
@@ -83,6 +88,12 @@ class UpscaleResult:
     @property
     def upscale_fps(self) -> float:
         return self.frames / self.upscale_seconds if self.upscale_seconds else 0.0
+
+
+def make_upscaler(cfg: UpscaleConfig, on_warning: Warn | None = None) -> Upscaler:
+    """The engine `cfg` asks for (model loaded once; share it across files)."""
+    return Upscaler(cfg.model_name, device=cfg.device, precision=cfg.precision, batch=cfg.batch, tile=cfg.tile,
+                    cuda_graphs=cfg.cuda_graphs, on_warning=on_warning)
 
 
 def fit_container(dst: Path, codec: str) -> Path:
@@ -260,13 +271,16 @@ def upscale_file(
             on_warning(message)
 
     info = probe(src)
-    dst = Path(dst) if dst is not None else default_output(src, cfg.scale, cfg.encode.codec)
+    codec = resolve_codec(cfg.encode.codec, width=info.width * cfg.scale, height=info.height * cfg.scale,
+                          source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth)
+    cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))
+    dst = Path(dst) if dst is not None else default_output(src, cfg.scale, codec)
     check_output(src, dst, overwrite=cfg.overwrite)
     if upscaler is None:
-        upscaler = Upscaler(cfg.model_name, device=cfg.device, precision=cfg.precision, batch=cfg.batch, tile=cfg.tile)
+        upscaler = make_upscaler(cfg)
     if upscaler.scale != cfg.scale:
         raise StreamSRError(f"model {upscaler.model.name} upscales x{upscaler.scale}, but --scale {cfg.scale} was asked for")
-    decoder = open_decoder(src, backend=cfg.decoder, batch=cfg.batch, info=info)
+    decoder = open_decoder(src, backend=cfg.decoder, batch=upscaler.batch_for(info.height, info.width), info=info)
     tmp = temporary_path(dst)
     start = time.perf_counter()
     encoder: PyAVEncoder | None = None
@@ -284,7 +298,7 @@ def upscale_file(
         raise
     finally:
         decoder.close()
-    result = UpscaleResult(dst, encoder.frames_written, time.perf_counter() - start, *times, warnings=tuple(warnings))
+    result = UpscaleResult(dst, encoder.frames_written, time.perf_counter() - start, *times, warnings=tuple(warnings), codec=codec)
     _check_complete(decoder, src, result)
     return result
 

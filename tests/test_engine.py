@@ -5,7 +5,7 @@ from fractions import Fraction
 import pytest
 import torch
 
-from streamsr.engine import Upscaler, cpu_has_fast_bf16, resolve_precision, tile_spans
+from streamsr.engine import MAX_AUTO_BATCH, Upscaler, batch_for_memory, cpu_has_fast_bf16, resolve_precision, tile_spans
 from streamsr.errors import BackendUnavailableError
 from streamsr.frames import FrameBatch
 from streamsr.models import ModelDescriptor
@@ -59,6 +59,23 @@ def test_batching_does_not_change_results() -> None:
     torch.testing.assert_close(one, many, atol=1e-5, rtol=0)
 
 
+def test_auto_batch_fits_the_free_memory() -> None:
+    gib = 2**30
+    assert batch_for_memory(8 * gib, gib) == 4  # half the free memory, the rest is headroom
+    assert batch_for_memory(gib, 3 * gib) == 1  # never 0: tiles take over if one frame fails
+    assert batch_for_memory(80 * gib, 10 * 2**20) == MAX_AUTO_BATCH
+
+
+def test_auto_batch_on_cpu_is_one_frame_per_call() -> None:
+    desc = _descriptor()
+    calls = []
+    desc.module.register_forward_hook(lambda _m, args, _out: calls.append(args[0].shape[0]))
+    up = Upscaler(desc, device="cpu", precision="fp32", batch=0)
+    assert up.batch_for(16, 16) == 1
+    out = up(torch.rand(3, 3, 16, 16))
+    assert out.shape == (3, 3, 32, 32) and calls == [1, 1, 1]
+
+
 def test_output_is_clamped() -> None:
     desc = _descriptor()
     y = Upscaler(desc, device="cpu", precision="fp32")(torch.ones(1, 3, 8, 8))
@@ -98,6 +115,26 @@ def test_fp16_cuda_close_to_fp32() -> None:
     half = Upscaler(desc, device="cuda", precision="fp16")(x.cuda()).cpu()
     mse = torch.mean((half - ref) ** 2).item()
     assert 10 * torch.log10(torch.tensor(1.0 / max(mse, 1e-12))) > 45
+
+
+@pytest.mark.needs_cuda
+def test_cuda_graph_replay_matches_eager() -> None:
+    desc = _descriptor()
+    x = torch.rand(5, 3, 48, 64, device="cuda")
+    eager = Upscaler(desc, device="cuda", precision="fp16", batch=2)(x)
+    graphed = Upscaler(desc, device="cuda", precision="fp16", batch=2, cuda_graphs=True)
+    first, second = graphed(x), graphed(x)  # batches of 2, 2 (replayed) and 1 (eager)
+    assert graphed._graph is not None and graphed._graph.shape[0] == 2
+    torch.testing.assert_close(first, eager, atol=1e-3, rtol=0)
+    torch.testing.assert_close(second, first, atol=0, rtol=0)
+
+
+@pytest.mark.needs_cuda
+def test_auto_batch_on_cuda_uses_free_memory() -> None:
+    up = Upscaler(_descriptor(), device="cuda", precision="fp16", batch=0)
+    n = up.batch_for(270, 480)
+    assert 1 <= n <= MAX_AUTO_BATCH
+    assert up(torch.rand(n + 1, 3, 270, 480, device="cuda")).shape == (n + 1, 3, 540, 960)
 
 
 def test_tiles_match_full_frame_with_trained_weights() -> None:

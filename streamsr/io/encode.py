@@ -8,6 +8,7 @@ re-encoded unless the output container cannot hold a stream, and then we say so.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 from collections.abc import Callable, Iterator
@@ -40,12 +41,24 @@ def _fresh_tags(tags: dict[str, str]) -> dict[str, str]:
 # Encoders that take a "crf" option, and the option name of their speed preset.
 _CRF_CODECS = {"libx264", "libx265", "libsvtav1", "libvpx-vp9", "libaom-av1"}
 
+# What --codec auto tries, in order: NVENC when the GPU has it (H.264 first, HEVC for frames wider
+# than H.264's 4096 px limit, HEVC only for 10-bit), else x264 on every core. Datacenter GPUs such
+# as the H100 have no NVENC: there the open fails and x264 is chosen.
+AUTO_CODEC = "auto"
+_AUTO_CANDIDATES_8 = ("h264_nvenc", "hevc_nvenc")
+_AUTO_CANDIDATES_10 = ("hevc_nvenc",)
+_CPU_FALLBACK = "libx264"
+# x264 preset names -> NVENC's p1 (fastest) .. p7 (best); a p-name passes through.
+_NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p4",
+                  "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7", "placebo": "p7"}
+
 
 @dataclass(frozen=True)
 class EncodeConfig:
     """Video encoder settings. Pixel format and bit depth follow the source unless set."""
 
-    codec: str = "libx264"
+    codec: str = AUTO_CODEC
+    """An FFmpeg encoder name, or "auto" (NVENC where the GPU has it, else libx264)."""
     crf: int = 18
     preset: str = "medium"
     pix_fmt: str = ""
@@ -81,12 +94,42 @@ def choose_pix_fmt(codec: str, source_pix_fmt: str, bit_depth: int, requested: s
             raise EncodeError(f"{codec} cannot encode {requested}; it supports {', '.join(sorted(supported))}")
         return requested
     chroma = _chroma(source_pix_fmt)
-    wanted = [_PIX_FMTS_10[chroma], _PIX_FMTS_10["420"]] if bit_depth > 8 else []
+    # p010le: the 10-bit layout NVENC takes.
+    wanted = [_PIX_FMTS_10[chroma], _PIX_FMTS_10["420"], "p010le"] if bit_depth > 8 else []
     wanted += [_PIX_FMTS_8[chroma], "yuv420p"]
     for fmt in wanted:
         if not supported or fmt in supported:
             return fmt
     return sorted(supported)[0]
+
+
+@functools.cache
+def encoder_opens(codec: str, width: int, height: int, pix_fmt: str) -> bool:
+    """True if `codec` opens for this frame size and pixel format on this machine.
+
+    Listing an encoder is not enough for hardware ones: PyAV's FFmpeg lists NVENC everywhere, and
+    only opening it finds out whether a GPU with NVENC (and a driver) is there. Costs milliseconds.
+    """
+    try:
+        cc = av.codec.CodecContext.create(codec, "w")
+        cc.width, cc.height, cc.pix_fmt = width, height, pix_fmt
+        cc.time_base = Fraction(1, 25)
+        cc.open()
+    except (av.FFmpegError, OSError, ValueError):
+        return False
+    return True
+
+
+def resolve_codec(codec: str, *, width: int, height: int, source_pix_fmt: str, bit_depth: int) -> str:
+    """The encoder `--codec` means for an output of `width` x `height`: itself, or for "auto" the
+    first NVENC encoder that opens here, else x264."""
+    if codec != AUTO_CODEC:
+        return codec
+    for candidate in _AUTO_CANDIDATES_10 if bit_depth > 8 else _AUTO_CANDIDATES_8:
+        pix_fmt = choose_pix_fmt(candidate, source_pix_fmt, bit_depth)
+        if encoder_opens(candidate, width, height, pix_fmt):
+            return candidate
+    return _CPU_FALLBACK
 
 
 def muxer_accepts(format_name: str, stream: av.stream.Stream) -> str | None:
@@ -108,7 +151,8 @@ def muxer_accepts(format_name: str, stream: av.stream.Stream) -> str | None:
 
 
 def output_format_supports(path: Path, codec: str) -> bool:
-    """True if the container chosen by `path`'s suffix can hold `codec`."""
+    """True if the container chosen by `path`'s suffix can hold `codec` ("auto" counts as H.264)."""
+    codec = _CPU_FALLBACK if codec == AUTO_CODEC else codec
     try:
         with av.open(str(path), "w") as probe_out:  # nothing is written until a header is
             return codec in probe_out.supported_codecs
@@ -159,7 +203,9 @@ class PyAVEncoder:
 
     def _setup_video(self, cfg: EncodeConfig) -> None:
         info = self.info
-        codec = cfg.codec
+        width, height = info.width * self.scale, info.height * self.scale
+        self.codec = codec = resolve_codec(cfg.codec, width=width, height=height, source_pix_fmt=info.pix_fmt,
+                                           bit_depth=info.bit_depth)
         if codec not in self._out.supported_codecs and self._out.supported_codecs:
             fmt_name = self._out.format.name
             raise EncodeError(f"the {fmt_name} container cannot hold {codec} video; choose another --codec or output suffix (.mkv holds all)")
@@ -169,7 +215,7 @@ class PyAVEncoder:
             v = self._out.add_stream(codec, rate=rate)
         except (av.FFmpegError, ValueError) as e:
             raise EncodeError(f"cannot open video encoder {codec!r} ({e})") from e
-        v.width, v.height = info.width * self.scale, info.height * self.scale
+        v.width, v.height = width, height
         v.pix_fmt = self.pix_fmt
         # Keep the source's time base so every pts is copied exactly (VFR stays VFR).
         v.time_base = info.time_base
@@ -182,6 +228,9 @@ class PyAVEncoder:
             options["crf"] = str(cfg.crf)
             # SVT-AV1 presets are numbers (0 slowest .. 13 fastest); x264-style names map to 8.
             options["preset"] = cfg.preset if codec != "libsvtav1" or cfg.preset.isdigit() else "8"
+        elif codec.endswith("_nvenc"):
+            # Constant quality like CRF: variable bitrate with no cap, quality level cq.
+            options.update(rc="vbr", cq=str(cfg.crf), b="0", preset=_NVENC_PRESETS.get(cfg.preset, cfg.preset))
         if codec == "libx265":
             options["x265-params"] = "log-level=error"
         v.options = options

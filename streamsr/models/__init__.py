@@ -35,14 +35,17 @@ class NamedModel:
         return f"{self.name}.safetensors"
 
 
-# The default SAFDN (~250K params) and a real-time variant for the CPU live preview.
+# The default SAFDN (~250K params), a small variant (~35K) and a tiny one (~9K) that keeps up
+# with a live 320x240 camera and 320x180 -> 720p x4 on two AVX2 cores (docs/benchmarks.md).
 _DEFAULT = {"feat": 48, "blocks": 8}
 _REALTIME = {"feat": 24, "blocks": 3, "esa": 8}
+_TINY = {"feat": 16, "blocks": 1, "esa": 8}
 CATALOG: dict[str, NamedModel] = {
     m.name: m
     for m in [
         *(NamedModel(f"safdn-x{s}", "safdn", s, {**_DEFAULT, "scale": s}, f"SAFDN x{s}, quality") for s in (2, 3, 4)),
-        *(NamedModel(f"safdn-rt-x{s}", "safdn", s, {**_REALTIME, "scale": s}, f"small SAFDN x{s}, real time on CPU") for s in (2, 4)),
+        *(NamedModel(f"safdn-rt-x{s}", "safdn", s, {**_REALTIME, "scale": s}, f"small SAFDN x{s}, fast on CPU") for s in (2, 4)),
+        *(NamedModel(f"safdn-tiny-x{s}", "safdn", s, {**_TINY, "scale": s}, f"tiny SAFDN x{s}, real time on CPU") for s in (2, 4)),
     ]
 }
 
