@@ -60,6 +60,11 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 
 
 MAX_AUTO_BATCH = 16
+# On the CPU, frames above this many pixels run in tiles by default: a large frame's activations
+# no longer fit the caches and SAFDN gets up to 2.6x slower per pixel (docs/benchmarks.md:
+# 854x480 x4, 19.4 s whole vs 7.4 s in 240 px tiles; 640x360 x2, 6.8 vs 3.4 s; 480x270, 1.07x).
+CPU_AUTO_TILE = 240
+CPU_AUTO_TILE_MIN_PIXELS = 160_000
 
 
 def batch_for_memory(free_bytes: int, per_frame_bytes: int, *, share: float = 0.5, limit: int = MAX_AUTO_BATCH) -> int:
@@ -124,7 +129,7 @@ class Upscaler:
         device: str = "auto",
         precision: str = "auto",
         batch: int = 1,
-        tile: int = 0,
+        tile: int | None = None,
         tile_overlap: int = 32,
         overlap: bool = True,
         cuda_graphs: bool = False,
@@ -132,8 +137,8 @@ class Upscaler:
     ) -> None:
         if batch < 0:
             raise ValueError("batch must be >= 1, or 0 to choose it from the frame size and free memory")
-        if tile < 0 or tile_overlap < 0:
-            raise ValueError("tile and tile_overlap must be >= 0")
+        if (tile is not None and tile < 0) or tile_overlap < 0:
+            raise ValueError("tile and tile_overlap must be >= 0 (tile None: automatic)")
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.model = model if isinstance(model, ModelDescriptor) else load_model(model)
@@ -158,8 +163,17 @@ class Upscaler:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def tile_for(self, height: int, width: int) -> int:
+        """Tile side for frames of this size (0: whole frames): as set, or (tile=None) automatic:
+        on the CPU tiles for large frames, on CUDA whole frames (tiles only after out-of-memory)."""
+        if self.tile is not None:
+            return self.tile
+        if self.device.type == "cpu" and height * width > CPU_AUTO_TILE_MIN_PIXELS:
+            return CPU_AUTO_TILE
+        return 0
+
     def _forward(self, x: Tensor) -> Tensor:
-        if self.cuda_graphs and not self.tile:
+        if self.cuda_graphs:
             # One graph, for the steady-state shape (the first batch); a shorter last batch runs eagerly.
             if self._graph is None:
                 self._graph = CUDAGraphRunner(self._module, x)
@@ -187,7 +201,8 @@ class Upscaler:
             frame = torch.zeros(1, self.model.in_ch, height, width, device=self.device)
             with torch.inference_mode():
                 # Not through the CUDA graph: it must be captured for the real batch shape.
-                self._run_tiled(frame) if self.tile else self._run(frame, graphs=False)
+                tile = self.tile_for(height, width)
+                self._run_tiled(frame, tile) if tile else self._run(frame, graphs=False)
             per_frame = torch.cuda.max_memory_allocated(self.device) - before
             free, _total = torch.cuda.mem_get_info(self.device)
             self._auto_batch[(height, width)] = batch_for_memory(free, per_frame)
@@ -197,12 +212,12 @@ class Upscaler:
     def _module_dtype(self) -> torch.dtype:
         return torch.float16 if self.device.type == "cuda" and self.dtype == torch.float16 else torch.float32
 
-    def _run_tiled(self, x: Tensor) -> Tensor:
+    def _run_tiled(self, x: Tensor, tile: int) -> Tensor:
         n, c, h, w = x.shape
         s = self.scale
         out = torch.empty(n, c, h * s, w * s, device=self.device)
-        for y0, y1, cy0, cy1 in tile_spans(h, self.tile, self.tile_overlap):
-            for x0, x1, cx0, cx1 in tile_spans(w, self.tile, self.tile_overlap):
+        for y0, y1, cy0, cy1 in tile_spans(h, tile, self.tile_overlap):
+            for x0, x1, cx0, cx1 in tile_spans(w, tile, self.tile_overlap):
                 y = self._run(x[:, :, y0:y1, x0:x1], graphs=False)
                 out[:, :, cy0 * s : cy1 * s, cx0 * s : cx1 * s] = y[
                     :, :, (cy0 - y0) * s : (cy1 - y0) * s, (cx0 - x0) * s : (cx1 - x0) * s
@@ -215,21 +230,23 @@ class Upscaler:
             raise ValueError(f"expected (N, {self.model.in_ch}, H, W), got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise ValueError(f"expected a float tensor in [0, 1], got {x.dtype}; use upscale_batch for frames")
+        h, w = x.shape[2:]
         outs = []
-        for chunk in x.split(self.batch_for(x.shape[2], x.shape[3])):
+        for chunk in x.split(self.batch_for(h, w)):
+            tile = self.tile_for(h, w)
             try:
-                outs.append(self._run_tiled(chunk) if self.tile else self._run(chunk))
+                outs.append(self._run_tiled(chunk, tile) if tile else self._run(chunk))
             except torch.OutOfMemoryError as e:
-                if self.device.type != "cuda" or self.tile == 128:
+                if self.device.type != "cuda" or tile == 128:
                     raise StreamSRError(
                         "out of memory while upscaling; use a smaller --batch or tile the frame, e.g. --tile 256"
                     ) from e
                 # Fall back to tiles (halving down to 128 px) rather than failing a long job.
                 self._graph = None
                 torch.cuda.empty_cache()
-                self.tile = max(128, (self.tile or 1024) // 2)
+                self.tile = max(128, (tile or 1024) // 2)
                 self.on_warning(f"GPU out of memory: continuing in tiles of {self.tile} px")
-                outs.append(self._run_tiled(chunk))
+                outs.append(self._run_tiled(chunk, self.tile))
         return torch.cat(outs)
 
     @torch.inference_mode()

@@ -41,7 +41,8 @@ class UpscaleConfig:
     precision: str = "auto"
     batch: int = 0
     """Frames per model call; 0: chosen from the frame size and free GPU memory (1 on the CPU)."""
-    tile: int = 0
+    tile: int | None = None
+    """Tile side in input pixels; 0: whole frames; None: automatic (tiles for large frames on the CPU)."""
     decoder: str = "auto"
     cuda_graphs: bool = False
     """Replay the model as a CUDA graph (CUDA only; ignored on the CPU)."""
@@ -59,7 +60,7 @@ class UpscaleConfig:
                                      ("decoder", self.decoder, DECODERS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-        if self.batch < 0 or self.tile < 0 or self.queue_size < 1:
+        if self.batch < 0 or (self.tile is not None and self.tile < 0) or self.queue_size < 1:
             raise ValueError("queue_size must be >= 1, batch and tile >= 0")
 
     @property

@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 import torch
 
-from streamsr.engine import MAX_AUTO_BATCH, Upscaler, batch_for_memory, cpu_has_fast_bf16, resolve_precision, tile_spans
+from streamsr.engine import CPU_AUTO_TILE, MAX_AUTO_BATCH, Upscaler, batch_for_memory, cpu_has_fast_bf16, resolve_precision, tile_spans
 from streamsr.errors import BackendUnavailableError
 from streamsr.frames import FrameBatch
-from streamsr.models import ModelDescriptor
+from streamsr.models import ModelDescriptor, load_model
 from streamsr.models.archs.safdn import SAFDN
 
 
@@ -39,6 +40,17 @@ def test_tiled_output_matches_untiled() -> None:
     assert tiled.shape == full.shape == (2, 3, 140, 180)
     diff = (tiled - full).abs()
     assert diff.max() < 0.5 / 255 and diff.mean() < 1e-4
+
+
+def test_large_frames_run_in_tiles_on_cpu_by_default() -> None:
+    desc = _descriptor()
+    calls = []
+    desc.module.register_forward_hook(lambda *_: calls.append(1))
+    up = Upscaler(desc, device="cpu", precision="fp32")
+    assert up.tile_for(180, 320) == 0 and up.tile_for(480, 854) == CPU_AUTO_TILE
+    assert Upscaler(desc, device="cpu", precision="fp32", tile=0).tile_for(480, 854) == 0  # asked: whole frames
+    out = up(torch.rand(1, 3, 2 * CPU_AUTO_TILE, 2 * CPU_AUTO_TILE - 40))
+    assert out.shape == (1, 3, 4 * CPU_AUTO_TILE, 4 * CPU_AUTO_TILE - 80) and len(calls) == 4
 
 
 def test_upscale_batch_keeps_dtype_pts_and_range() -> None:
@@ -156,3 +168,32 @@ def test_tiles_match_full_frame_with_trained_weights() -> None:
     tiled = Upscaler("safdn-x2", device="cpu", precision="fp32", tile=128, tile_overlap=32)(img)
     diff = (tiled - full).abs()
     assert diff.max() < 0.5 / 255 and diff.mean() < 1e-4
+
+
+def _real_frame() -> torch.Tensor:
+    """The first frame of the shipped sample clip (Big Buck Bunny) as uint8 (3, H, W)."""
+    import av
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "media" / "sample.mp4"
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    return torch.from_numpy(frame).permute(2, 0, 1).contiguous()
+
+
+def test_speedups_keep_psnr_of_fp32_eager_on_real_frames() -> None:
+    """Issue 7: every speed-up stays within 0.05 dB of the plain fp32 eager model."""
+    from streamsr.train.degrade import bicubic_lr, modcrop
+    from streamsr.train.metrics import psnr
+
+    hr = modcrop(_real_frame(), 2)
+    lr = bicubic_lr(hr, 2)
+    desc = load_model("safdn-x2")
+    with torch.inference_mode():
+        eager = desc.module.eval()(lr[None].float() / 255).clamp(0, 1)
+    reference = psnr((eager[0] * 255).round().to(torch.uint8), hr, crop_border=2)
+    variants = {"channels_last engine": Upscaler(desc, device="cpu", precision="fp32"),
+                "tiles of 48": Upscaler(desc, device="cpu", precision="fp32", tile=48),
+                "bf16": Upscaler(desc, device="cpu", precision="bf16")}
+    for name, up in variants.items():
+        out = up.upscale_frames(lr[None])[0]
+        assert abs(psnr(out, hr, crop_border=2) - reference) < 0.05, name
