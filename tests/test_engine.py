@@ -6,7 +6,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from streamsr.engine import CPU_AUTO_TILE, MAX_AUTO_BATCH, Upscaler, batch_for_memory, cpu_has_fast_bf16, resolve_precision, tile_spans
+from streamsr.engine import (
+    CPU_AUTO_TILE,
+    MAX_AUTO_BATCH,
+    Upscaler,
+    batch_for_memory,
+    cpu_has_fast_bf16,
+    resolve_precision,
+    tile_spans,
+)
 from streamsr.errors import BackendUnavailableError
 from streamsr.frames import FrameBatch
 from streamsr.models import ModelDescriptor, load_model
