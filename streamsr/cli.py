@@ -51,8 +51,8 @@ def upscale_options(f: Any) -> Any:
         click.option("--batch", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Frames per model call; 0: from free GPU memory on CUDA, 1 on the CPU."),
         click.option("--tile", type=click.IntRange(min=0), default=None,
-                     help="Tile side in input pixels; 0: whole frames. Default: 240 px tiles for frames over 160K pixels "
-                          "on the CPU (faster there), whole frames on CUDA."),
+                     help="Tile side in input pixels; 0: whole frames. Default: 240 px tiles on the CPU for frames large "
+                          "enough to outgrow the caches (faster there), whole frames on CUDA."),
         click.option("--decoder", type=click.Choice(DECODERS), default="auto", show_default=True),
         click.option("--cuda-graphs", is_flag=True, default=False, help="Replay the model as a CUDA graph (CUDA only)."),
         click.option("--codec", default="auto", show_default=True,

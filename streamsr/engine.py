@@ -60,11 +60,13 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 
 
 MAX_AUTO_BATCH = 16
-# On the CPU, frames above this many pixels run in tiles by default: a large frame's activations
-# no longer fit the caches and SAFDN gets up to 2.6x slower per pixel (docs/benchmarks.md:
-# 854x480 x4, 19.4 s whole vs 7.4 s in 240 px tiles; 640x360 x2, 6.8 vs 3.4 s; 480x270, 1.07x).
+# On the CPU, large frames run in tiles by default: once a frame's activations outgrow the caches
+# SAFDN gets up to 2.6x slower per pixel. The knee follows pixels x feature channels, measured
+# (docs/benchmarks.md): SAFDN (48 ch) 854x480 19.4 s whole vs 7.4 s in 240 px tiles, 640x360 2x,
+# 480x270 1.07x; the 24-ch model 854x480 2.2x, 640x360 1x; the 16-ch model 1280x720 2x, 854x480 1x.
 CPU_AUTO_TILE = 240
-CPU_AUTO_TILE_MIN_PIXELS = 160_000
+CPU_AUTO_TILE_MIN_ACTIVATIONS = 7_500_000
+"""Tile when height x width x the model's feature channels exceeds this."""
 
 
 def batch_for_memory(free_bytes: int, per_frame_bytes: int, *, share: float = 0.5, limit: int = MAX_AUTO_BATCH) -> int:
@@ -165,10 +167,12 @@ class Upscaler:
 
     def tile_for(self, height: int, width: int) -> int:
         """Tile side for frames of this size (0: whole frames): as set, or (tile=None) automatic:
-        on the CPU tiles for large frames, on CUDA whole frames (tiles only after out-of-memory)."""
+        on the CPU tiles for frames whose activations outgrow the caches, on CUDA whole frames
+        (tiles only after out-of-memory)."""
         if self.tile is not None:
             return self.tile
-        if self.device.type == "cpu" and height * width > CPU_AUTO_TILE_MIN_PIXELS:
+        feat = int(self.model.hparams.get("feat", 48))
+        if self.device.type == "cpu" and height * width * feat > CPU_AUTO_TILE_MIN_ACTIVATIONS:
             return CPU_AUTO_TILE
         return 0
 

@@ -51,14 +51,15 @@ def test_tiled_output_matches_untiled() -> None:
 
 
 def test_large_frames_run_in_tiles_on_cpu_by_default() -> None:
-    desc = _descriptor()
+    desc = _descriptor()  # 16 feature channels: tiles above ~470K pixels
     calls = []
     desc.module.register_forward_hook(lambda *_: calls.append(1))
     up = Upscaler(desc, device="cpu", precision="fp32")
-    assert up.tile_for(180, 320) == 0 and up.tile_for(480, 854) == CPU_AUTO_TILE
-    assert Upscaler(desc, device="cpu", precision="fp32", tile=0).tile_for(480, 854) == 0  # asked: whole frames
-    out = up(torch.rand(1, 3, 2 * CPU_AUTO_TILE, 2 * CPU_AUTO_TILE - 40))
-    assert out.shape == (1, 3, 4 * CPU_AUTO_TILE, 4 * CPU_AUTO_TILE - 80) and len(calls) == 4
+    assert up.tile_for(480, 854) == 0 and up.tile_for(720, 1280) == CPU_AUTO_TILE
+    assert Upscaler(load_model("safdn-x2"), device="cpu").tile_for(480, 854) == CPU_AUTO_TILE  # 48 channels: sooner
+    assert Upscaler(desc, device="cpu", precision="fp32", tile=0).tile_for(720, 1280) == 0  # asked: whole frames
+    out = up(torch.rand(1, 3, 720, 660))
+    assert out.shape == (1, 3, 1440, 1320) and len(calls) == 3 * 3
 
 
 def test_upscale_batch_keeps_dtype_pts_and_range() -> None:
