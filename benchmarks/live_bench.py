@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("out", type=Path, nargs="?", default=Path("live-bench"))
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--size", default="320x240")
+    parser.add_argument("--source", type=Path, help="a real clip instead of the generated one (e.g. from make_sample_clip.py)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     w, h = (int(v) for v in args.size.split("x"))
@@ -59,7 +60,7 @@ def main() -> None:
                 return command
 
         with tempfile.TemporaryDirectory() as tmp:
-            clip = make_test_clip(Path(tmp) / "cam.mp4", width=w, height=h, frames=30 * args.seconds, fps=30)
+            clip = args.source or make_test_clip(Path(tmp) / "cam.mp4", width=w, height=h, frames=30 * args.seconds, fps=30)
             for scale in (2, 4):
                 up = Upscaler(f"safdn-tiny-x{scale}", device="cpu")
                 for mode in ("window", "headless"):

@@ -49,10 +49,15 @@ class LiveStats:
     size_out: str = ""
 
     def line(self) -> str:
+        what, rates, times = self.lines()
+        return f"{what}: {rates}, {times}"
+
+    def lines(self) -> tuple[str, str, str]:
+        """What runs, its rates and its times: short lines that fit a small preview window."""
         return (
-            f"{self.model} {self.precision} {self.size_in}->{self.size_out}: capture {self.capture_fps:.1f} fps, "
-            f"shown {self.display_fps:.1f} fps, model {self.model_ms:.0f} ms, latency {self.latency_ms:.0f} ms "
-            f"(max {self.max_latency_ms:.0f}), dropped {self.dropped}"
+            f"{self.model} {self.precision} {self.size_in}->{self.size_out}",
+            f"capture {self.capture_fps:.1f} fps, shown {self.display_fps:.1f} fps, dropped {self.dropped}",
+            f"model {self.model_ms:.0f} ms, latency {self.latency_ms:.0f} ms (max {self.max_latency_ms:.0f})",
         )
 
 

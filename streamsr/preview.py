@@ -64,7 +64,7 @@ class PygameSink:
         self._ensure_window(view.shape[1], view.shape[0])
         assert self._screen is not None
         pg.surfarray.blit_array(self._screen, view.swapaxes(0, 1))
-        lines = [stats.line(), f"[{self.mode}] space: view  arrows: divider  2/4: scale  s: snapshot  q: quit"]
+        lines = [*stats.lines(), f"[{self.mode}] space: view  arrows: divider  2/4: scale  s: snapshot  q: quit"]
         for i, text in enumerate(lines):
             label = self._font.render(text, True, (255, 255, 255), (0, 0, 0))
             self._screen.blit(label, (6, 6 + 20 * i))
