@@ -273,7 +273,7 @@ def upscale_file(
 
     info = probe(src)
     codec = resolve_codec(cfg.encode.codec, width=info.width * cfg.scale, height=info.height * cfg.scale,
-                          source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth)
+                          source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt)
     cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))
     dst = Path(dst) if dst is not None else default_output(src, cfg.scale, codec)
     check_output(src, dst, overwrite=cfg.overwrite)

@@ -44,6 +44,13 @@ def test_named_codec_is_used_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_codec("libx265", width=64, height=64, source_pix_fmt="yuv420p", bit_depth=8) == "libx265"
 
 
+def test_auto_skips_nvenc_for_a_pixel_format_it_cannot_take(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(encode, "encoder_opens", lambda *_: True)  # as if an NVENC GPU were here
+    kw = {"width": 1920, "height": 1080, "source_pix_fmt": "yuv420p10le", "bit_depth": 10}
+    assert resolve_codec("auto", **kw) == "hevc_nvenc"
+    assert resolve_codec("auto", **kw, pix_fmt="yuv420p10le") == "libx264"
+
+
 def test_nvenc_takes_ten_bit_as_p010() -> None:
     assert choose_pix_fmt("hevc_nvenc", "yuv420p10le", 10) == "p010le"
     assert choose_pix_fmt("hevc_nvenc", "yuv420p", 8) == "yuv420p"

@@ -120,14 +120,19 @@ def encoder_opens(codec: str, width: int, height: int, pix_fmt: str) -> bool:
     return True
 
 
-def resolve_codec(codec: str, *, width: int, height: int, source_pix_fmt: str, bit_depth: int) -> str:
+def resolve_codec(
+    codec: str, *, width: int, height: int, source_pix_fmt: str, bit_depth: int, pix_fmt: str = ""
+) -> str:
     """The encoder `--codec` means for an output of `width` x `height`: itself, or for "auto" the
-    first NVENC encoder that opens here, else x264."""
+    first NVENC encoder that opens here (and takes `pix_fmt`, if one is asked for), else x264."""
     if codec != AUTO_CODEC:
         return codec
     for candidate in _AUTO_CANDIDATES_10 if bit_depth > 8 else _AUTO_CANDIDATES_8:
-        pix_fmt = choose_pix_fmt(candidate, source_pix_fmt, bit_depth)
-        if encoder_opens(candidate, width, height, pix_fmt):
+        try:
+            candidate_fmt = choose_pix_fmt(candidate, source_pix_fmt, bit_depth, pix_fmt)
+        except EncodeError:  # e.g. yuv420p10le asked for: NVENC takes 10-bit only as p010le
+            continue
+        if encoder_opens(candidate, width, height, candidate_fmt):
             return candidate
     return _CPU_FALLBACK
 
@@ -205,7 +210,7 @@ class PyAVEncoder:
         info = self.info
         width, height = info.width * self.scale, info.height * self.scale
         self.codec = codec = resolve_codec(cfg.codec, width=width, height=height, source_pix_fmt=info.pix_fmt,
-                                           bit_depth=info.bit_depth)
+                                           bit_depth=info.bit_depth, pix_fmt=cfg.pix_fmt)
         if codec not in self._out.supported_codecs and self._out.supported_codecs:
             fmt_name = self._out.format.name
             raise EncodeError(f"the {fmt_name} container cannot hold {codec} video; choose another --codec or output suffix (.mkv holds all)")
