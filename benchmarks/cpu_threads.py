@@ -11,6 +11,7 @@ median end-to-end fps of each; then the SR stage alone at batch 1 vs batch 4.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import tempfile
@@ -50,7 +51,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for t, e in combos:
                 torch.set_num_threads(t)
-                cfg = UpscaleConfig(**{**base.__dict__, "encode": EncodeConfig(codec="libx264", preset=args.preset, threads=e)})
+                cfg = dataclasses.replace(base, encode=EncodeConfig(codec="libx264", preset=args.preset, threads=e))
                 fps[(t, e)].append(upscale_file(clip, tmp / "out.mp4", cfg, upscaler=up).fps)
         torch.set_num_threads(cores)
         print(f"{args.model} {w}x{h} -> {w * args.scale}x{h * args.scale}, {args.frames} frames, x264 {args.preset}, "

@@ -204,7 +204,7 @@ def upscale_many(
     sources, ignored = find_videos(in_dir, out_dir, pattern=pattern, recursive=recursive)
     report = BatchReport(ignored=ignored)
     if upscaler is None:
-        upscaler = make_upscaler(cfg)
+        upscaler = make_upscaler(cfg, on_warning=ev.on_warning)
     fingerprint = settings_fingerprint(cfg, upscaler)
     manifest = Manifest(out_dir)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import platform
 import resource
 import statistics
@@ -137,7 +138,7 @@ def run_bench(
 
         enc_s = _median_seconds(encode_all, max(1, runs - 1))
         e2e_s = _median_seconds(
-            lambda: upscale_file(src, tmp / "e2e.mp4", UpscaleConfig(**{**cfg.__dict__, "overwrite": True}), upscaler=up),
+            lambda: upscale_file(src, tmp / "e2e.mp4", dataclasses.replace(cfg, overwrite=True), upscaler=up),
             max(1, runs - 1),
         )
     # Count on a CPU fp32 copy: the engine's module may be fp16 on CUDA and must stay so.

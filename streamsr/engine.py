@@ -150,6 +150,7 @@ class Upscaler:
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self._graph: CUDAGraphRunner | None = None
         self._auto_batch: dict[tuple[int, int], int] = {}
+        self._feat = int(self.model.hparams.get("feat", 48))
         self.on_warning = on_warning or (lambda _message: None)
         module = self.model.module.eval().to(self.device)
         if self.device.type == "cuda" and self.dtype == torch.float16:
@@ -171,8 +172,7 @@ class Upscaler:
         (tiles only after out-of-memory)."""
         if self.tile is not None:
             return self.tile
-        feat = int(self.model.hparams.get("feat", 48))
-        if self.device.type == "cpu" and height * width * feat > CPU_AUTO_TILE_MIN_ACTIVATIONS:
+        if self.device.type == "cpu" and height * width * self._feat > CPU_AUTO_TILE_MIN_ACTIVATIONS:
             return CPU_AUTO_TILE
         return 0
 

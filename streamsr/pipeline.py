@@ -278,7 +278,7 @@ def upscale_file(
     dst = Path(dst) if dst is not None else default_output(src, cfg.scale, codec)
     check_output(src, dst, overwrite=cfg.overwrite)
     if upscaler is None:
-        upscaler = make_upscaler(cfg)
+        upscaler = make_upscaler(cfg, on_warning=warn)
     if upscaler.scale != cfg.scale:
         raise StreamSRError(f"model {upscaler.model.name} upscales x{upscaler.scale}, but --scale {cfg.scale} was asked for")
     decoder = open_decoder(src, backend=cfg.decoder, batch=upscaler.batch_for(info.height, info.width), info=info)
