@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# On a lent GPU (issue 3): resume SAFDN training from the shipped weights for a fixed time and
-# write the new weights to $OUT. Nothing is downloaded: the training images must travel with the
-# call (copy ../shared/data/train into an excluded folder of the repo, e.g. .data/train, and carry it).
-#   MINUTES=7 SCALE=4 bash benchmarks/gpu_train.sh
+# On a lent GPU (issue 3): continue SAFDN training from the shipped weights for a fixed time per
+# scale and write the new weights to $OUT. Nothing is downloaded: pack the data first, here,
+# with `bash benchmarks/gpu_train_data.sh` and carry `.data`. One 10-minute call, for example:
+#   SCALES="4" MINUTES=7 bash benchmarks/gpu_train.sh
+#   SCALES="2 4" MINUTES=3.5 bash benchmarks/gpu_train.sh
+# The cosine schedule runs over MINUTES of training steps (`streamsr train --minutes`), so the
+# learning rate has decayed when the time is up; validation on Set5 adds a few seconds.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-$(mktemp -d)}; SCALE=${SCALE:-4}; MINUTES=${MINUTES:-7}
+OUT=${OUT:-$(mktemp -d)}; mkdir -p "$OUT"
+SCALES=${SCALES:-4}; MINUTES=${MINUTES:-7}; BATCH=${BATCH:-64}; LR=${LR:-5e-4}
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-if [ -d .whl ]; then python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"; fi
-data=${DATA:-.data/train}
-# ~25 it/s is a guess for an H100 at batch 64; the schedule ends when the time does.
-iters=$(( MINUTES * 60 * ${ITS_PER_S:-20} ))
-timeout $(( MINUTES * 60 + 120 )) python3 -m streamsr train -c "pipelines/train-safdn-x$SCALE.toml" \
-  --init "weights/safdn-x$SCALE.safetensors" --out "$OUT/run" --iterations "$iters" --batch 64 --val-every 1000 \
-  --data "$data" --val .data/Set5 2>&1 | tee "$OUT/train.log"
-cp "$OUT/run/best.safetensors" "$OUT/safdn-x$SCALE.safetensors" 2>/dev/null || true
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+[ -d .data/train ] || { echo "no .data/train: run benchmarks/gpu_train_data.sh here and carry .data" >&2; exit 2; }
+for s in $SCALES; do
+  timeout "$(python3 -c "print(int($MINUTES * 60 + 180))")" python3 -m streamsr train -c "pipelines/train-safdn-x$s.toml" \
+    --init "weights/safdn-x$s.safetensors" --out "$OUT/run-x$s" --iterations 10000000 --minutes "$MINUTES" \
+    --batch "$BATCH" --lr "$LR" --val-every 500 --data .data/train --val .data/Set5 2>&1 | tee "$OUT/train-x$s.log"
+  cp "$OUT/run-x$s/best.safetensors" "$OUT/safdn-x$s.safetensors" 2>/dev/null || echo "x$s: no weights written" >&2
+done
+# Only files two folders down come back, and at most 8: keep the weights and logs, drop checkpoints.
+rm -rf "$OUT"/run-x*
+ls -l "$OUT"

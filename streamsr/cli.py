@@ -332,6 +332,8 @@ def models_command() -> None:
 @click.option("--val", help="Folder of HR validation images.")
 @click.option("--device", type=click.Choice(DEVICES), help="auto: CUDA if present.")
 @click.option("--iterations", type=int)
+@click.option("--minutes", type=float,
+              help="Training-time budget: the schedule ends when it is spent (or at --iterations, if sooner).")
 @click.option("--batch", type=int)
 @click.option("--patch", type=int, help="LR patch side in pixels.")
 @click.option("--lr", type=float)

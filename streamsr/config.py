@@ -87,6 +87,10 @@ class TrainConfig:
     """Weights to start from; tensors whose shapes differ (the upsampler, across scales) are skipped."""
     out: str = "runs/safdn-x2"
     iterations: int = 20000
+    minutes: float = 0.0
+    """Training-time budget (time spent in training steps, so it carries across --resume); 0: none.
+    When set, the cosine schedule follows the time as well, and training ends at whichever of
+    `iterations` and `minutes` comes first; this is how a run is fitted to a lease or a session."""
     batch: int = 16
     patch: int = 48
     """LR patch side in pixels (HR patch = patch * scale)."""
@@ -108,5 +112,7 @@ class TrainConfig:
         for name in ("iterations", "batch", "patch", "val_every", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.minutes < 0:
+            raise ValueError("minutes must be 0 (no budget) or positive")
         if not 0 <= self.ema < 1:
             raise ValueError("ema must be in [0, 1)")

@@ -76,6 +76,22 @@ def test_cosine_schedule() -> None:
     assert learning_rate(cfg, 550) == pytest.approx((1e-3 + 1e-5) / 2)
 
 
+def test_time_budget_drives_the_schedule() -> None:
+    cfg = TrainConfig(iterations=1000, warmup=100, lr=1e-3, lr_min=1e-5, minutes=10)
+    assert learning_rate(cfg, 200, seconds=300) == pytest.approx((1e-3 + 1e-5) / 2)  # half the time, a tenth of the steps
+    assert learning_rate(cfg, 200, seconds=600) == pytest.approx(1e-5)
+    assert learning_rate(cfg, 550, seconds=0) == pytest.approx((1e-3 + 1e-5) / 2)  # iterations still end it if sooner
+
+
+def test_time_budget_ends_the_run_and_resume_extends_it(image_dir: Path, tmp_path: Path) -> None:
+    short = Trainer(_cfg(image_dir, tmp_path, iterations=1000, minutes=1e-6, val_every=100))
+    best = short.fit()
+    assert short.iteration == 1 and best.exists() and (tmp_path / "run" / "last.pt").exists()
+    longer = Trainer(_cfg(image_dir, tmp_path, iterations=3, minutes=60, val_every=100))
+    longer.fit(resume=True)
+    assert longer.iteration == 3
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "pipelines").glob("train-*.toml")))
 def test_shipped_recipes_load(name: str) -> None:
     cfg = from_mapping(TrainConfig, read_toml(ROOT / "pipelines" / name), where=name)

@@ -27,11 +27,20 @@ def _quiet(_: str) -> None:
     pass
 
 
-def learning_rate(cfg: TrainConfig, it: int) -> float:
-    """Linear warm-up, then cosine decay from `lr` to `lr_min` at `iterations`."""
+def progress(cfg: TrainConfig, it: int, seconds: float = 0.0) -> float:
+    """How far through its schedule a run is, in [0, 1]: by iterations after warm-up, or by the
+    time budget (`minutes`) when that is nearer its end."""
+    t = (it - cfg.warmup) / max(1, cfg.iterations - cfg.warmup)
+    if cfg.minutes:
+        t = max(t, seconds / (60 * cfg.minutes))
+    return min(1.0, max(0.0, t))
+
+
+def learning_rate(cfg: TrainConfig, it: int, seconds: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay from `lr` to `lr_min` at the end of the run."""
     if it < cfg.warmup:
         return cfg.lr * (it + 1) / cfg.warmup
-    t = min(1.0, (it - cfg.warmup) / max(1, cfg.iterations - cfg.warmup))
+    t = progress(cfg, it, seconds)
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
 
 
@@ -127,7 +136,7 @@ class Trainer:
     def step(self, lr: torch.Tensor, hr: torch.Tensor) -> float:
         self.model.train()
         for group in self.opt.param_groups:
-            group["lr"] = learning_rate(self.cfg, self.iteration)
+            group["lr"] = learning_rate(self.cfg, self.iteration, self.train_seconds)
         lr = lr.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         loss = self.loss_fn(self.model(lr), hr.to(self.device, non_blocking=True))
         self.opt.zero_grad(set_to_none=True)
@@ -155,6 +164,12 @@ class Trainer:
             "recipe": dataclasses.asdict(self.cfg),
         }
 
+    @property
+    def finished(self) -> bool:
+        """The run has done its iterations, or spent its time budget."""
+        return self.iteration >= self.cfg.iterations or (
+            self.cfg.minutes > 0 and self.train_seconds >= 60 * self.cfg.minutes)
+
     def fit(self, *, resume: bool = False) -> Path:
         """Train to `cfg.iterations`; returns the best EMA weights file (by validation PSNR)."""
         cfg = self.cfg
@@ -164,7 +179,7 @@ class Trainer:
         bank = self.bank()
         self.log(f"{len(bank)} training images, x{self.scale}, LR patch {cfg.patch}, batch {cfg.batch}")
         window_start, window_its, window_loss = time.perf_counter(), 0, 0.0
-        while self.iteration < cfg.iterations:
+        while not self.finished:
             t0 = time.perf_counter()
             lr, hr = bank.sample(cfg.batch)
             window_loss += self.step(lr, hr)
@@ -173,15 +188,17 @@ class Trainer:
             it = self.iteration
             if it % 50 == 0:
                 rate = window_its / (time.perf_counter() - window_start)
-                self.log(f"it {it} loss {window_loss / window_its:.5f} lr {learning_rate(cfg, it):.2e} {rate:.2f} it/s")
+                lr_now = learning_rate(cfg, it, self.train_seconds)
+                self.log(f"it {it} loss {window_loss / window_its:.5f} lr {lr_now:.2e} {rate:.2f} it/s")
                 window_start, window_its, window_loss = time.perf_counter(), 0, 0.0
-            if it % cfg.val_every == 0 or it == cfg.iterations:
+            last = self.finished
+            if it % cfg.val_every == 0 or last:
                 val = self.validate()
                 if val > self.best_psnr:
                     self.best_psnr = val
                     save_weights(self.ema, self.best_path, arch=self.entry.arch, extra={"training": self.training_record(val)})
                 self.log(f"it {it} val {Path(cfg.val).name} {val:.3f} dB (best {self.best_psnr:.3f})")
-            if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
+            if it % cfg.checkpoint_every == 0 or last:
                 self.save_checkpoint()
         return self.best_path
 

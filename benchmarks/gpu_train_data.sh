@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Packs training data a device call can carry (the whole tree it sends is capped at 64 MiB, and
+# ../shared/data/train alone is ~77 MB): a seeded random subset of the training images up to
+# BUDGET_MB, plus Set5 for validation, into .data/ (ignored by git via .git/info/exclude).
+#   bash benchmarks/gpu_train_data.sh            # then: run(..., carry=[".data"])
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src=${SRC:-../shared/data}; budget=${BUDGET_MB:-45}
+grep -qx '/.data/' .git/info/exclude 2>/dev/null || echo '/.data/' >> .git/info/exclude
+rm -rf .data && mkdir -p .data/train .data/Set5
+cp "$src"/bench/Set5/* .data/Set5/
+python3 - "$src/train" .data/train "$budget" <<'PY'
+import random, shutil, sys
+from pathlib import Path
+src, dst, budget = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]) * 2**20
+files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in {".png", ".webp"})
+random.Random(0).shuffle(files)
+used = taken = 0
+for p in files:
+    if used + p.stat().st_size > budget:
+        continue
+    shutil.copy(p, dst / f"{p.parent.name}-{p.name}")  # flat, names kept unique across folders
+    used += p.stat().st_size
+    taken += 1
+print(f"{taken} of {len(files)} training images, {used / 2**20:.1f} MiB, in {dst}")
+PY
