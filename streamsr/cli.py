@@ -299,6 +299,11 @@ def probe_command(src: Path) -> None:
     )
     click.echo(f"  colour: primaries {c.primaries}, transfer {c.transfer}, matrix {c.matrix}, range {c.range}"
                + (f"; rotation {info.rotation_degrees} deg" if info.rotation_degrees else ""))
+    if (md := c.mastering_display) is not None:
+        click.echo(f"  HDR10 mastering display: R{md.red} G{md.green} B{md.blue} white {md.white_point}, "
+                   f"{md.min_luminance:g}-{md.max_luminance:g} cd/m2")
+    if (cl := c.content_light) is not None:
+        click.echo(f"  HDR10 light level: MaxCLL {cl.max_cll}, MaxFALL {cl.max_fall} cd/m2")
     for s in info.streams:
         lang = f" [{s.language}]" if s.language else ""
         click.echo(f"  #{s.index} {s.kind}: {s.codec}{lang}{' ' + s.detail if s.detail else ''}")

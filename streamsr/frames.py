@@ -10,6 +10,31 @@ from torch import Tensor
 
 
 @dataclass(frozen=True)
+class MasteringDisplay:
+    """SMPTE ST 2086 mastering display colour volume (HDR10 static metadata).
+
+    Chromaticities are CIE 1931 (x, y); luminances are in cd/m2.
+    """
+
+    red: tuple[float, float]
+    green: tuple[float, float]
+    blue: tuple[float, float]
+    white_point: tuple[float, float]
+    min_luminance: float
+    max_luminance: float
+
+
+@dataclass(frozen=True)
+class ContentLightLevel:
+    """CTA-861.3 content light level (HDR10 static metadata), in cd/m2."""
+
+    max_cll: int
+    """Brightest pixel of the whole stream."""
+    max_fall: int
+    """Brightest frame average of the whole stream."""
+
+
+@dataclass(frozen=True)
 class ColorInfo:
     """Colour signalling of a video stream, as FFmpeg's enum values (AVColor*)."""
 
@@ -21,6 +46,8 @@ class ColorInfo:
     """AVColorSpace (YUV matrix); 1 = BT.709, 5/6 = BT.601, 9 = BT.2020 NCL."""
     range: int = 0
     """AVColorRange; 0 = unspecified, 1 = limited ("tv"), 2 = full ("pc")."""
+    mastering_display: MasteringDisplay | None = None
+    content_light: ContentLightLevel | None = None
 
     @property
     def full_range(self) -> bool:

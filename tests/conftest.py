@@ -64,6 +64,7 @@ def make_clip(
     subtitle: bool = False,
     color: dict[str, int] | None = None,
     chapters: Sequence[tuple[int, int, str]] = (),
+    options: dict[str, str] | None = None,
 ) -> Path:
     """Write a small clip: moving pattern video, optional 440 Hz AAC audio and an SRT cue.
 
@@ -74,6 +75,7 @@ def make_clip(
     with av.open(str(path), "w") as out:
         v = out.add_stream(codec, rate=fps)
         v.width, v.height, v.pix_fmt = width, height, pix_fmt
+        v.options = options or {}
         v.time_base = tb
         v.codec_context.time_base = tb
         if color:
@@ -166,6 +168,18 @@ def clip_10bit(media_dir: Path) -> Path:
     """10-bit 4:2:0 (FFV1, lossless) tagged BT.2020 / PQ / limited range."""
     color = {"color_primaries": 9, "color_trc": 16, "colorspace": 9, "color_range": 1}
     return make_clip(media_dir / "tenbit.mkv", frames=6, codec="ffv1", pix_fmt="yuv420p10le", color=color)
+
+
+# HDR10 static metadata as x265 takes it (chromaticity in 1/50000, luminance in 1/10000 cd/m2).
+HDR10_X265 = "log-level=error:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50):max-cll=1000,400"
+
+
+@pytest.fixture(scope="session")
+def clip_hdr10(media_dir: Path) -> Path:
+    """10-bit HEVC, BT.2020 / PQ, with mastering-display and content-light-level SEI."""
+    color = {"color_primaries": 9, "color_trc": 16, "colorspace": 9, "color_range": 1}
+    return make_clip(media_dir / "hdr10.mp4", frames=4, codec="libx265", pix_fmt="yuv420p10le", color=color,
+                     audio=False, options={"x265-params": HDR10_X265})
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import torch
 from conftest import make_clip, pattern
 
 from streamsr.errors import DecodeError, OutputError
-from streamsr.frames import FrameBatch
+from streamsr.frames import ContentLightLevel, FrameBatch, MasteringDisplay
 from streamsr.io.probe import probe
 from streamsr.pipeline import UpscaleConfig, run_stages, upscale_file
 
@@ -93,6 +93,30 @@ def test_ten_bit_and_colour_tags_survive(clip_10bit: Path, tmp_path: Path, tiny_
     src, dst = probe(clip_10bit), probe(out)
     assert src.bit_depth == 10 and dst.bit_depth == 10
     assert dst.color == src.color and dst.color.transfer == 16
+
+
+@pytest.mark.parametrize("codec", ["libx265", "libx264"])
+def test_hdr10_static_metadata_survives(clip_hdr10: Path, tmp_path: Path, tiny_weights: Path, codec: str) -> None:
+    from streamsr.io.encode import EncodeConfig
+
+    out = tmp_path / f"hdr10_{codec}.mp4"
+    upscale_file(clip_hdr10, out, _cfg(tiny_weights, encode=EncodeConfig(codec=codec, crf=20, preset="ultrafast")))
+    src, dst = probe(clip_hdr10), probe(out)
+    assert src.color.mastering_display == MasteringDisplay(
+        red=(0.68, 0.32), green=(0.265, 0.69), blue=(0.15, 0.06), white_point=(0.3127, 0.329),
+        min_luminance=0.005, max_luminance=1000.0)
+    assert src.color.content_light == ContentLightLevel(max_cll=1000, max_fall=400)
+    assert dst.color == src.color and dst.bit_depth == 10
+
+
+def test_hdr10_metadata_an_encoder_cannot_write_is_reported(clip_hdr10: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    from streamsr.io.encode import EncodeConfig
+
+    warnings: list[str] = []
+    out = tmp_path / "hdr10_ffv1.mkv"
+    upscale_file(clip_hdr10, out, _cfg(tiny_weights, encode=EncodeConfig(codec="ffv1")), on_warning=warnings.append)
+    assert any("HDR10" in w and "ffv1" in w for w in warnings)
+    assert probe(out).color.mastering_display is None
 
 
 def _x264():  # noqa: ANN202

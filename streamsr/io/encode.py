@@ -20,7 +20,7 @@ import av
 import numpy as np
 
 from ..errors import EncodeError
-from ..frames import FrameBatch, VideoInfo
+from ..frames import ColorInfo, FrameBatch, VideoInfo
 from .probe import open_input
 from .pyav import swscale_matrix
 
@@ -137,6 +137,34 @@ def resolve_codec(
     return _CPU_FALLBACK
 
 
+# Encoders that write HDR10 static metadata (SEI) from their private options, and how they name it.
+_HDR10_OPTIONS = {
+    "libx264": ("x264-params", "mastering-display", "cll"),
+    "libx265": ("x265-params", "master-display", "max-cll"),
+}
+
+
+def hdr10_params(codec: str, color: ColorInfo) -> tuple[str, str] | None:
+    """(option, value) that makes `codec` signal the source's mastering display and content light
+    level, or None if there is nothing to signal or `codec` cannot (see `_HDR10_OPTIONS`).
+
+    Units are those of the HEVC/AVC SEI: chromaticity in 1/50000, luminance in 1/10000 cd/m2.
+    """
+    if codec not in _HDR10_OPTIONS or (color.mastering_display is None and color.content_light is None):
+        return None
+    option, display_key, light_key = _HDR10_OPTIONS[codec]
+    parts = []
+    if (md := color.mastering_display) is not None:
+        def xy(point: tuple[float, float]) -> str:
+            return f"({round(point[0] * 50000)},{round(point[1] * 50000)})"
+
+        parts.append(f"{display_key}=G{xy(md.green)}B{xy(md.blue)}R{xy(md.red)}WP{xy(md.white_point)}"
+                     f"L({round(md.max_luminance * 10000)},{round(md.min_luminance * 10000)})")
+    if (cl := color.content_light) is not None:
+        parts.append(f"{light_key}={cl.max_cll},{cl.max_fall}")
+    return option, ":".join(parts)
+
+
 def muxer_accepts(format_name: str, stream: av.stream.Stream) -> str | None:
     """Try a header with a copy of `stream` in memory; None if the muxer accepts it, else why not.
 
@@ -238,6 +266,12 @@ class PyAVEncoder:
             options.update(rc="vbr", cq=str(cfg.crf), b="0", preset=_NVENC_PRESETS.get(cfg.preset, cfg.preset))
         if codec == "libx265":
             options["x265-params"] = "log-level=error"
+        if (hdr := hdr10_params(codec, c)) is not None:
+            key, value = hdr
+            options[key] = ":".join(filter(None, (options.get(key), value)))
+        elif c.mastering_display is not None or c.content_light is not None:
+            self._warn(f"the source's HDR10 mastering-display/light-level metadata is not written by {codec}; "
+                       "use --codec libx265 or libx264 to keep it")
         v.options = options
         cc.thread_count = cfg.threads
         if info.rotation_degrees:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import struct
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from ..errors import InputError
-from ..frames import ColorInfo, StreamInfo, VideoInfo
+from ..frames import ColorInfo, ContentLightLevel, MasteringDisplay, StreamInfo, VideoInfo
 
 # FFmpeg's last-resort demuxers render any text file as "video"; a user never means that.
 _TEXT_FORMATS = {"tty"}
@@ -74,6 +75,28 @@ def _frame_steps(container: av.container.InputContainer, stream: av.video.stream
     return [b - a for a, b in zip(pts, pts[1:], strict=False)]
 
 
+def _ratio(num: int, den: int) -> float:
+    return num / den if den else 0.0
+
+
+def hdr_metadata(frame: av.VideoFrame) -> tuple[MasteringDisplay | None, ContentLightLevel | None]:
+    """HDR10 static metadata carried as frame side data (decoders attach it to every frame)."""
+    mastering = light = None
+    for side in frame.side_data:
+        raw = bytes(side)
+        if side.type == av.sidedata.sidedata.Type.MASTERING_DISPLAY_METADATA and len(raw) == 88:
+            # AVMasteringDisplayMetadata: 3 primaries (R, G, B) and the white point as (x, y)
+            # rationals, min and max luminance as rationals, then has_primaries, has_luminance.
+            v = struct.unpack("<22i", raw)
+            xy = [(_ratio(v[i], v[i + 1]), _ratio(v[i + 2], v[i + 3])) for i in range(0, 16, 4)]
+            if v[20] and v[21]:  # both halves present; a half-filled record cannot be signalled
+                mastering = MasteringDisplay(red=xy[0], green=xy[1], blue=xy[2], white_point=xy[3],
+                                             min_luminance=_ratio(v[16], v[17]), max_luminance=_ratio(v[18], v[19]))
+        elif side.type == av.sidedata.sidedata.Type.CONTENT_LIGHT_LEVEL and len(raw) == 8:
+            light = ContentLightLevel(*struct.unpack("<2I", raw))
+    return mastering, light
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Describe the first video stream of `path` and list all its streams.
 
@@ -108,9 +131,11 @@ def probe(path: str | Path) -> VideoInfo:
         elif container.duration is not None:
             duration = container.duration / av.time_base
         estimate = stream.frames or (math.ceil(duration * fps) if duration and fps else 0)
+        mastering, light = hdr_metadata(first)
         color = ColorInfo(
             primaries=int(first.color_primaries), transfer=int(first.color_trc),
             matrix=int(first.colorspace), range=int(first.color_range),
+            mastering_display=mastering, content_light=light,
         )
         return VideoInfo(
             width=cc.width, height=cc.height, fps=fps, time_base=Fraction(stream.time_base),
