@@ -114,7 +114,7 @@ def upscale(ctx: click.Context, src: Path, output: Path | None, pipeline: str, q
     cfg = build_config(ctx, pipeline, options)
     info = probe(src)
     with tqdm(total=info.num_frames_estimate or None, unit="frame", disable=quiet, dynamic_ncols=True) as bar:
-        result = upscale_file(src, output, cfg, on_progress=bar.update, on_warning=_echo_warning)
+        result = upscale_file(src, output, cfg, info=info, on_progress=bar.update, on_warning=_echo_warning)
     if not quiet:
         click.echo(
             f"wrote {result.output} ({result.codec}): {result.frames} frames in {result.seconds:.1f} s "

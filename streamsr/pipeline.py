@@ -19,7 +19,7 @@ from typing import Any
 
 from .engine import Upscaler
 from .errors import DecodeError, OutputError, StreamSRError
-from .frames import FrameBatch
+from .frames import FrameBatch, VideoInfo
 from .io import open_decoder
 from .io.base import Decoder
 from .io.encode import EncodeConfig, PyAVEncoder, output_format_supports, resolve_codec
@@ -245,6 +245,7 @@ def upscale_file(
     config: UpscaleConfig | None = None,
     *,
     upscaler: Upscaler | None = None,
+    info: VideoInfo | None = None,
     on_progress: Progress | None = None,
     on_warning: Warn | None = None,
 ) -> UpscaleResult:
@@ -255,6 +256,7 @@ def upscale_file(
         dst: the output path; default ``<stem>_x<scale><suffix>`` beside the source.
         config: scale, model, device, encoder settings...
         upscaler: an already loaded `Upscaler` (batch jobs load the model once).
+        info: `probe(src)`, if the caller has just read it (the CLI does, for its progress bar).
         on_progress: called with the number of frames written after each batch.
         on_warning: called with each warning (streams skipped or re-encoded, frames lost).
 
@@ -271,7 +273,7 @@ def upscale_file(
         if on_warning is not None:
             on_warning(message)
 
-    info = probe(src)
+    info = info or probe(src)
     codec = resolve_codec(cfg.encode.codec, width=info.width * cfg.scale, height=info.height * cfg.scale,
                           source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt)
     cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))
