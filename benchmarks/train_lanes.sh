@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# How this session's CPU training was run after x2: two lanes of one thread each (2-core machine).
-#   lane A: x4 from the x2 body
-#   lane B: real-time x2, then real-time x4 from it, then x3 from the x2 body
-# Each run resumes from its own checkpoint if interrupted (rerun this script).
+# How CPU training is run on the 2-core machines: two lanes of one thread each, each pinned to its
+# own core (one 2-thread job is slower than two 1-thread jobs here), niced, each continuing from
+# the shipped weights with a time budget so both finish when the working session needs them:
+#   MINUTES=130 bash benchmarks/train_lanes.sh        # then: streamsr eval ... --export weights/...
+# Rerunning resumes each lane from its checkpoint (runs/<name>/last.pt); the schedule follows the
+# time already spent. Pause both with `pkill -STOP -f "streamsr train"` while measuring anything.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
-x2=runs/safdn-x2/best.safetensors
-train() { nice -n 19 streamsr train --threads 1 --resume "$@"; }
-(train -c pipelines/train-safdn-x4.toml --init "$x2" --iterations "${X4_ITERS:-1300}" > train-x4.log 2>&1) &
-(train -c pipelines/train-safdn-rt-x2.toml --iterations "${RT_ITERS:-1500}" > train-rt-x2.log 2>&1 &&
- train -c pipelines/train-safdn-rt-x4.toml --init runs/safdn-rt-x2/best.safetensors --iterations "${RT_ITERS:-1500}" > train-rt-x4.log 2>&1 &&
- train -c pipelines/train-safdn-x3.toml --init "$x2" --iterations "${X3_ITERS:-800}" > train-x3.log 2>&1) &
+MINUTES=${MINUTES:-130}; TAG=${TAG:-s3}
+mkdir -p runs/logs
+lane() {  # core, scale, init, lr
+  taskset -c "$1" nice -n 19 streamsr train -c "pipelines/train-safdn-x$2.toml" --init "$3" --lr "$4" \
+    --out "runs/safdn-x$2-$TAG" --iterations 100000 --minutes "$MINUTES" --val-every 300 --threads 1 --resume \
+    >> "runs/logs/x$2-$TAG.log" 2>&1
+}
+# x3 starts from the x2 body (new upsampler), so it takes the larger learning rate.
+lane 0 "${LANE0_SCALE:-3}" weights/safdn-x2.safetensors 1e-3 &
+lane 1 "${LANE1_SCALE:-4}" weights/safdn-x4.safetensors 5e-4 &
 wait
