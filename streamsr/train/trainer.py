@@ -189,7 +189,8 @@ class Trainer:
             if it % 50 == 0:
                 rate = window_its / (time.perf_counter() - window_start)
                 lr_now = learning_rate(cfg, it, self.train_seconds)
-                self.log(f"it {it} loss {window_loss / window_its:.5f} lr {lr_now:.2e} {rate:.2f} it/s")
+                budget = f", {self.train_seconds / 60:.0f} of {cfg.minutes:g} min" if cfg.minutes else ""
+                self.log(f"it {it} loss {window_loss / window_its:.5f} lr {lr_now:.2e} {rate:.2f} it/s{budget}")
                 window_start, window_its, window_loss = time.perf_counter(), 0, 0.0
             last = self.finished
             if it % cfg.val_every == 0 or last:
