@@ -144,6 +144,10 @@ _HDR10_OPTIONS = {
 }
 
 
+def _sei_xy(point: tuple[float, float]) -> str:
+    return f"({round(point[0] * 50000)},{round(point[1] * 50000)})"
+
+
 def hdr10_params(codec: str, color: ColorInfo) -> tuple[str, str] | None:
     """(option, value) that makes `codec` signal the source's mastering display and content light
     level, or None if there is nothing to signal or `codec` cannot (see `_HDR10_OPTIONS`).
@@ -155,10 +159,7 @@ def hdr10_params(codec: str, color: ColorInfo) -> tuple[str, str] | None:
     option, display_key, light_key = _HDR10_OPTIONS[codec]
     parts = []
     if (md := color.mastering_display) is not None:
-        def xy(point: tuple[float, float]) -> str:
-            return f"({round(point[0] * 50000)},{round(point[1] * 50000)})"
-
-        parts.append(f"{display_key}=G{xy(md.green)}B{xy(md.blue)}R{xy(md.red)}WP{xy(md.white_point)}"
+        parts.append(f"{display_key}=G{_sei_xy(md.green)}B{_sei_xy(md.blue)}R{_sei_xy(md.red)}WP{_sei_xy(md.white_point)}"
                      f"L({round(md.max_luminance * 10000)},{round(md.min_luminance * 10000)})")
     if (cl := color.content_light) is not None:
         parts.append(f"{light_key}={cl.max_cll},{cl.max_fall}")
