@@ -50,6 +50,11 @@ class ColorInfo:
     content_light: ContentLightLevel | None = None
 
     @property
+    def has_hdr10_metadata(self) -> bool:
+        """The source carries HDR10 static metadata (mastering display and/or light level)."""
+        return self.mastering_display is not None or self.content_light is not None
+
+    @property
     def full_range(self) -> bool:
         return self.range == 2
 

@@ -273,7 +273,8 @@ def upscale_file(
         if on_warning is not None:
             on_warning(message)
 
-    info = info or probe(src)
+    if info is None:
+        info = probe(src)
     codec = resolve_codec(cfg.encode.codec, width=info.width * cfg.scale, height=info.height * cfg.scale,
                           source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt)
     cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))

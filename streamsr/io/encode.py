@@ -154,7 +154,7 @@ def hdr10_params(codec: str, color: ColorInfo) -> tuple[str, str] | None:
 
     Units are those of the HEVC/AVC SEI: chromaticity in 1/50000, luminance in 1/10000 cd/m2.
     """
-    if codec not in _HDR10_OPTIONS or (color.mastering_display is None and color.content_light is None):
+    if codec not in _HDR10_OPTIONS or not color.has_hdr10_metadata:
         return None
     option, display_key, light_key = _HDR10_OPTIONS[codec]
     parts = []
@@ -270,7 +270,7 @@ class PyAVEncoder:
         if (hdr := hdr10_params(codec, c)) is not None:
             key, value = hdr
             options[key] = ":".join(filter(None, (options.get(key), value)))
-        elif c.mastering_display is not None or c.content_light is not None:
+        elif c.has_hdr10_metadata:
             self._warn(f"the source's HDR10 mastering-display/light-level metadata is not written by {codec}; "
                        "use --codec libx265 or libx264 to keep it")
         v.options = options
