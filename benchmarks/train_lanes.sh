@@ -8,14 +8,17 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
-MINUTES=${MINUTES:-130}; TAG=${TAG:-s3}
+MINUTES=${MINUTES:-130}; TAG=${TAG:-s4}
 mkdir -p runs/logs
 lane() {  # core, scale, init, lr
   taskset -c "$1" nice -n 19 streamsr train -c "pipelines/train-safdn-x$2.toml" --init "$3" --lr "$4" \
     --out "runs/safdn-x$2-$TAG" --iterations 100000 --minutes "$MINUTES" --val-every 300 --threads 1 --resume \
     >> "runs/logs/x$2-$TAG.log" 2>&1
 }
-# x3 starts from the x2 body (new upsampler), so it takes the larger learning rate.
-lane 0 "${LANE0_SCALE:-3}" weights/safdn-x2.safetensors 1e-3 &
-lane 1 "${LANE1_SCALE:-4}" weights/safdn-x4.safetensors 5e-4 &
+# Each lane is "SCALE INIT LR". The defaults continue x2 and x4 from the shipped weights; x3 is
+# best started from the x2 body (new upsampler) with the larger rate: LANE0="3 weights/safdn-x2.safetensors 1e-3".
+read -r s0 i0 r0 <<< "${LANE0:-2 weights/safdn-x2.safetensors 1e-3}"
+read -r s1 i1 r1 <<< "${LANE1:-4 weights/safdn-x4.safetensors 5e-4}"
+lane 0 "$s0" "$i0" "$r0" &
+lane 1 "$s1" "$i1" "$r1" &
 wait
