@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from streamsr.models import CATALOG, find_weights, load_model, measure_complexity
+from streamsr.train.trainer import lineage_totals
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- table:start -->", "<!-- table:end -->"
@@ -26,8 +27,12 @@ def row(name: str) -> str | None:
     q = " / ".join(f"{quality[s]['psnr']:.2f}/{quality[s]['ssim']:.4f}" if s in quality else "-" for s in ("Set5", "Set14", "B100", "Vid4"))
     sha = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     hours = record.get("train_seconds", 0) / 3600
+    total_its, total_seconds = lineage_totals(record)
+    runs = f"{record.get('iterations', '-')} it, {hours:.2f} h CPU"
+    if total_its != record.get("iterations"):
+        runs += f" ({total_its} it, {total_seconds / 3600:.2f} h in all)"
     return (f"| `{path.name}` | x{model.scale} | {cx.params / 1e3:.0f}K | {cx.multi_adds / 1e9:.1f} G | {q} | "
-            f"{record.get('iterations', '-')} it, {hours:.2f} h CPU | `{sha}` |")
+            f"{runs} | `{sha}` |")
 
 
 def main() -> None:

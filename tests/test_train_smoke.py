@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,26 @@ def test_two_steps_write_weights_with_record(image_dir: Path, tmp_path: Path) ->
     assert model.scale == 2 and model.trained
     record = training_summary(best)
     assert record["iterations"] == 2 and record["recipe"]["patch"] == 16
+
+
+def test_record_counts_the_iterations_behind_the_init_weights(image_dir: Path, tmp_path: Path) -> None:
+    first = Trainer(_cfg(image_dir, tmp_path / "a")).fit()
+    second = Trainer(_cfg(image_dir, tmp_path / "b", iterations=3, init=str(first))).fit()
+    record = training_summary(second)
+    assert record["iterations"] == 3 and record["total_iterations"] == 2 + 3
+    assert record["total_train_seconds"] >= record["train_seconds"]
+
+
+def test_resume_keeps_the_lineage_read_at_the_start(image_dir: Path, tmp_path: Path) -> None:
+    # Exporting a run's weights over its own init file must not make a resumed run count them twice.
+    init = tmp_path / "init.safetensors"
+    shutil.copy(Trainer(_cfg(image_dir, tmp_path / "a")).fit(), init)
+    best = Trainer(_cfg(image_dir, tmp_path / "b", init=str(init))).fit()
+    shutil.copy(best, init)
+    resumed = Trainer(_cfg(image_dir, tmp_path / "b", iterations=4, init=str(init)))
+    resumed.fit(resume=True)
+    record = resumed.training_record(val_psnr=0.0)
+    assert record["iterations"] == 4 and record["total_iterations"] == 2 + 4
 
 
 def test_loss_falls_on_a_fixed_batch(image_dir: Path, tmp_path: Path) -> None:

@@ -71,6 +71,8 @@ class Trainer:
         self.device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                                    ("cpu" if cfg.device == "auto" else cfg.device))
         self.model = build_model(cfg.model)
+        # Iterations and seconds already behind the starting weights, so records count the whole lineage.
+        self.prior_iterations, self.prior_seconds = lineage_totals(training_summary(cfg.init)) if cfg.init else (0, 0.0)
         if cfg.init:
             skipped = load_matching(self.model, cfg.init)
             log(f"initialised from {cfg.init}; {len(skipped)} tensors left at random: {skipped}")
@@ -109,6 +111,7 @@ class Trainer:
             "iteration": self.iteration,
             "best_psnr": self.best_psnr,
             "train_seconds": self.train_seconds,
+            "prior": (self.prior_iterations, self.prior_seconds),
             "data_rng": self.bank().get_state(),
             "torch_rng": torch.get_rng_state(),
             "config": dataclasses.asdict(self.cfg),
@@ -128,6 +131,8 @@ class Trainer:
         self.iteration = state["iteration"]
         self.best_psnr = state["best_psnr"]
         self.train_seconds = state["train_seconds"]
+        # The init file may have been replaced by this run's own export since; keep the first reading.
+        self.prior_iterations, self.prior_seconds = state.get("prior", (self.prior_iterations, self.prior_seconds))
         self.bank().set_state(state["data_rng"])
         torch.set_rng_state(state["torch_rng"].cpu())
 
@@ -158,6 +163,8 @@ class Trainer:
         return {
             "iterations": self.iteration,
             "train_seconds": round(self.train_seconds),
+            "total_iterations": self.prior_iterations + self.iteration,
+            "total_train_seconds": round(self.prior_seconds + self.train_seconds),
             "data": list(self.cfg.data),
             "val_set": Path(self.cfg.val).name,
             "val_psnr": round(val_psnr, 3),
@@ -207,3 +214,10 @@ class Trainer:
 def training_summary(path: str | Path) -> dict[str, Any]:
     """The training record stored in a weight file's metadata (the tensors are not loaded)."""
     return json.loads(read_metadata(path).get("training", "{}"))
+
+
+def lineage_totals(record: dict[str, Any]) -> tuple[int, float]:
+    """Iterations and training seconds behind a weight file, counting the weights it started from;
+    a record written before totals were kept counts its own run only."""
+    return (int(record.get("total_iterations", record.get("iterations", 0))),
+            float(record.get("total_train_seconds", record.get("train_seconds", 0.0))))
