@@ -158,25 +158,36 @@ def test_auto_batch_on_cuda_uses_free_memory() -> None:
     assert up(torch.rand(n + 1, 3, 270, 480, device="cuda")).shape == (n + 1, 3, 540, 960)
 
 
-def test_tiles_match_full_frame_with_trained_weights() -> None:
-    """The global channel attention sees only its tile, so tiles are not exact: measured up to
-    1.8e-3 on Set14 crops (1e-3 is met by the random-init test above, not always here). What a
-    user relies on: less than half an 8-bit code value anywhere, and a tiny mean difference."""
+@pytest.mark.parametrize(("name", "tile"), [("safdn-x2", 128), ("safdn-x4", 64)])
+def test_tiles_keep_the_quality_of_full_frames_with_trained_weights(name: str, tile: int) -> None:
+    """The global channel attention sees only its tile, so tiles are not exact: with trained
+    weights single pixels move by up to a few 8-bit code values (measured 2-7 on B100/Set14 crops).
+    What a user relies on: the picture is no worse than the untiled one (PSNR against the ground
+    truth) and the average change stays far below one code value."""
     from pathlib import Path
 
     from streamsr.io.images import read_image
     from streamsr.models import find_weights
+    from streamsr.train.degrade import bicubic_lr, modcrop
+    from streamsr.train.metrics import psnr
 
-    if find_weights("safdn-x2") is None:
-        pytest.skip("safdn-x2 weights not installed")
-    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "bench" / "Set14" / "comic.png"
-    if not root.is_file():
+    if find_weights(name) is None:
+        pytest.skip(f"{name} weights not installed")
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "bench" / "B100" / "3096.png"
+    if not path.is_file():
         pytest.skip("shared benchmark data not present")
-    img = read_image(root)[:, :260, :240].float()[None] / 255  # 2 x 2 tiles of 128
-    full = Upscaler("safdn-x2", device="cpu", precision="fp32")(img)
-    tiled = Upscaler("safdn-x2", device="cpu", precision="fp32", tile=128, tile_overlap=32)(img)
-    diff = (tiled - full).abs()
-    assert diff.max() < 0.5 / 255 and diff.mean() < 1e-4
+    up_full = Upscaler(name, device="cpu", precision="fp32")
+    scale = up_full.scale
+    hr = modcrop(read_image(path), scale)
+    lr = bicubic_lr(hr, scale).float()[None] / 255  # 2 x 2 tiles or more
+    full = up_full(lr)
+    tiled = Upscaler(name, device="cpu", precision="fp32", tile=tile, tile_overlap=32)(lr)
+
+    def to_u8(x: torch.Tensor) -> torch.Tensor:
+        return (x[0].clamp(0, 1) * 255).round().to(torch.uint8)
+
+    assert psnr(to_u8(tiled), hr, crop_border=scale) > psnr(to_u8(full), hr, crop_border=scale) - 0.05
+    assert (tiled - full).abs().mean() < 0.1 / 255
 
 
 def _real_frame() -> torch.Tensor:
