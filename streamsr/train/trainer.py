@@ -72,8 +72,9 @@ class Trainer:
                                    ("cpu" if cfg.device == "auto" else cfg.device))
         self.model = build_model(cfg.model)
         # Iterations and seconds already behind the starting weights, so records count the whole lineage.
-        self.prior_iterations, self.prior_seconds = lineage_totals(training_summary(cfg.init)) if cfg.init else (0, 0.0)
+        self.prior_iterations, self.prior_seconds = 0, 0.0
         if cfg.init:
+            self.prior_iterations, self.prior_seconds = lineage_totals(training_summary(cfg.init))
             skipped = load_matching(self.model, cfg.init)
             log(f"initialised from {cfg.init}; {len(skipped)} tensors left at random: {skipped}")
         self.model = self.model.to(self.device, memory_format=torch.channels_last)
