@@ -1,16 +1,16 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
+from streamsr.cli import DEFAULT_BENCH
 from streamsr.io.images import read_image
 from streamsr.train.degrade import bicubic_lr, imresize, modcrop
 from streamsr.train.metrics import psnr, rgb_to_y, ssim
 
-SET5 = Path(__file__).resolve().parents[2] / "shared" / "data" / "bench" / "Set5"
+SET5 = DEFAULT_BENCH / "Set5"
 
 
 def test_identical_images() -> None:
