@@ -10,15 +10,16 @@ cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 MINUTES=${MINUTES:-130}; TAG=${TAG:-s4}
 mkdir -p runs/logs
-lane() {  # core, scale, init, lr
+lane() {  # core, scale, init, lr, run name
   taskset -c "$1" nice -n 19 streamsr train -c "pipelines/train-safdn-x$2.toml" --init "$3" --lr "$4" \
-    --out "runs/safdn-x$2-$TAG" --iterations 100000 --minutes "$MINUTES" --val-every 300 --threads 1 --resume \
-    >> "runs/logs/x$2-$TAG.log" 2>&1
+    --out "runs/safdn-$5" --iterations 100000 --minutes "$MINUTES" --val-every 300 --threads 1 --resume \
+    >> "runs/logs/$5.log" 2>&1
 }
-# Each lane is "SCALE INIT LR". The defaults continue x2 and x4 from the shipped weights; x3 is
+# Each lane is "SCALE INIT LR [NAME]"; NAME (default xSCALE-TAG) names runs/safdn-NAME and its log,
+# so two lanes of one scale can be compared side by side. The defaults continue x2 and x4 from the shipped weights; x3 is
 # best started from the x2 body (new upsampler) with the larger rate: LANE0="3 weights/safdn-x2.safetensors 1e-3".
-read -r s0 i0 r0 <<< "${LANE0:-2 weights/safdn-x2.safetensors 1e-3}"
-read -r s1 i1 r1 <<< "${LANE1:-4 weights/safdn-x4.safetensors 5e-4}"
-lane 0 "$s0" "$i0" "$r0" &
-lane 1 "$s1" "$i1" "$r1" &
+read -r s0 i0 r0 n0 <<< "${LANE0:-2 weights/safdn-x2.safetensors 1e-3}"
+read -r s1 i1 r1 n1 <<< "${LANE1:-4 weights/safdn-x4.safetensors 5e-4}"
+lane 0 "$s0" "$i0" "$r0" "${n0:-x$s0-$TAG}" &
+lane 1 "$s1" "$i1" "$r1" "${n1:-x$s1-$TAG}" &
 wait
