@@ -16,8 +16,9 @@ lane() {  # core, scale, init, lr, run name
     >> "runs/logs/$5.log" 2>&1
 }
 # Each lane is "SCALE INIT LR [NAME]"; NAME (default xSCALE-TAG) names runs/safdn-NAME and its log,
-# so two lanes of one scale can be compared side by side. The defaults continue x2 and x4 from the shipped weights; x3 is
-# best started from the x2 body (new upsampler) with the larger rate: LANE0="3 weights/safdn-x2.safetensors 1e-3".
+# so two lanes of one scale can be compared side by side. The defaults continue x2 and x4 from the
+# shipped weights; x3 and x4 do better restarted from the newest x2 body (new upsampler) at the
+# larger rate: LANE0="4 weights/safdn-x2.safetensors 1e-3" (measured in weights/README.md).
 read -r s0 i0 r0 n0 <<< "${LANE0:-2 weights/safdn-x2.safetensors 1e-3}"
 read -r s1 i1 r1 n1 <<< "${LANE1:-4 weights/safdn-x4.safetensors 5e-4}"
 lane 0 "$s0" "$i0" "$r0" "${n0:-x$s0-$TAG}" &
