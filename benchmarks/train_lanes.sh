@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # How CPU training is run on the 2-core machines: two lanes of one thread each, each pinned to its
-# own core (one 2-thread job is slower than two 1-thread jobs here), niced, each continuing from
-# the shipped weights with a time budget so both finish when the working session needs them:
-#   MINUTES=130 bash benchmarks/train_lanes.sh        # then: streamsr eval ... --export weights/...
+# own core (one 2-thread job is slower than two 1-thread jobs here), niced, each starting from
+# shipped weights with a time budget so both finish when the working session needs them:
+#   TAG=s7 MINUTES=130 bash benchmarks/train_lanes.sh    # then: streamsr eval ... --export weights/...
 # Rerunning resumes each lane from its checkpoint (runs/<name>/last.pt); the schedule follows the
 # time already spent. Pause both with `pkill -STOP -f "streamsr train"` while measuring anything.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
-MINUTES=${MINUTES:-130}; TAG=${TAG:-s4}
+MINUTES=${MINUTES:-130}; TAG=${TAG:?required, e.g. TAG=s7 (it names the runs and logs)}
 mkdir -p runs/logs
 lane() {  # core, scale, init, lr, run name
   taskset -c "$1" nice -n 19 streamsr train -c "pipelines/train-safdn-x$2.toml" --init "$3" --lr "$4" \
@@ -16,11 +16,11 @@ lane() {  # core, scale, init, lr, run name
     >> "runs/logs/$5.log" 2>&1
 }
 # Each lane is "SCALE INIT LR [NAME]"; NAME (default xSCALE-TAG) names runs/safdn-NAME and its log,
-# so two lanes of one scale can be compared side by side. The defaults continue x2 and x4 from the
-# shipped weights; x3 and x4 do better restarted from the newest x2 body (new upsampler) at the
-# larger rate: LANE0="4 weights/safdn-x2.safetensors 1e-3" (measured in weights/README.md).
+# so two lanes of one scale can be compared side by side. The defaults continue x2 and restart x4
+# from the x2 body (new upsampler): that beat continuing x4 side by side (weights/README.md);
+# x3 is restarted the same way: LANE1="3 weights/safdn-x2.safetensors 1e-3".
 read -r s0 i0 r0 n0 <<< "${LANE0:-2 weights/safdn-x2.safetensors 1e-3}"
-read -r s1 i1 r1 n1 <<< "${LANE1:-4 weights/safdn-x4.safetensors 5e-4}"
+read -r s1 i1 r1 n1 <<< "${LANE1:-4 weights/safdn-x2.safetensors 1e-3}"
 lane 0 "$s0" "$i0" "$r0" "${n0:-x$s0-$TAG}" &
 lane 1 "$s1" "$i1" "$r1" "${n1:-x$s1-$TAG}" &
 wait

@@ -365,9 +365,6 @@ def train(config_path: Path | None, resume: bool, **overrides: Any) -> None:
     click.echo(f"best weights: {best} ({trainer.best_psnr:.3f} dB on {Path(cfg.val).name})")
 
 
-DEFAULT_BENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "bench"
-
-
 @cli.command("eval")
 @click.option("-m", "--model", "model_name", help="Registered name or weight file (default: safdn-xSCALE).")
 @click.option("-s", "--scale", type=click.Choice(["2", "3", "4"]), default="4", show_default=True)
@@ -381,7 +378,7 @@ def evaluate(model_name: str | None, scale: str, data_dirs: tuple[Path, ...], js
     Defaults to Set5, Set14, B100 and Vid4 in ../shared/data/bench.
     """
     from .models import default_model_name, load_model, save_weights
-    from .train.evaluate import evaluate_set, module_upscaler
+    from .train.evaluate import DEFAULT_BENCH, evaluate_set, module_upscaler
 
     s = int(scale)
     model = load_model(model_name or default_model_name(s))

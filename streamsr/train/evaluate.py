@@ -15,6 +15,9 @@ from .data import find_images
 from .degrade import bicubic_lr, imresize, modcrop
 from .metrics import psnr, ssim
 
+DEFAULT_BENCH = Path(__file__).resolve().parents[3] / "shared" / "data" / "bench"
+"""Where `streamsr eval` looks for Set5, Set14, B100 and Vid4 by default (../shared/data/bench)."""
+
 Upscale = Callable[[Tensor], Tensor]
 """uint8 (3, h, w) LR -> uint8 (3, h*s, w*s) SR."""
 
