@@ -164,10 +164,10 @@ def test_tiles_keep_the_quality_of_full_frames_with_trained_weights(name: str, t
     weights single pixels move by up to a few 8-bit code values (measured 2-7 on B100/Set14 crops).
     What a user relies on: the picture is no worse than the untiled one (PSNR against the ground
     truth) and the average change stays far below one code value."""
-    from streamsr.train.evaluate import DEFAULT_BENCH
     from streamsr.io.images import read_image
     from streamsr.models import find_weights
     from streamsr.train.degrade import bicubic_lr, modcrop
+    from streamsr.train.evaluate import DEFAULT_BENCH
     from streamsr.train.metrics import psnr
 
     if find_weights(name) is None:

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from streamsr.train.evaluate import DEFAULT_BENCH
 from streamsr.io.images import read_image
 from streamsr.train.degrade import bicubic_lr, imresize, modcrop
+from streamsr.train.evaluate import DEFAULT_BENCH
 from streamsr.train.metrics import psnr, rgb_to_y, ssim
 
 SET5 = DEFAULT_BENCH / "Set5"
