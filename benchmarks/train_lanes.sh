@@ -10,17 +10,19 @@ cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 MINUTES=${MINUTES:-130}; TAG=${TAG:?required, e.g. TAG=s7 (it names the runs and logs)}
 mkdir -p runs/logs
-lane() {  # core, scale, init, lr, run name
+lane() {  # core, scale, init, lr, run name, extra `streamsr train` flags (word-split on purpose)
+  # shellcheck disable=SC2086
   taskset -c "$1" nice -n 19 streamsr train -c "pipelines/train-safdn-x$2.toml" --init "$3" --lr "$4" \
     --out "runs/safdn-$5" --iterations 100000 --minutes "$MINUTES" --val-every 300 --threads 1 --resume \
-    >> "runs/logs/$5.log" 2>&1
+    $6 >> "runs/logs/$5.log" 2>&1
 }
-# Each lane is "SCALE INIT LR [NAME]"; NAME (default xSCALE-TAG) names runs/safdn-NAME and its log,
-# so two lanes of one scale can be compared side by side. The defaults continue x2 and restart x4
+# Each lane is "SCALE INIT LR [NAME [FLAGS...]]"; NAME (default xSCALE-TAG) names runs/safdn-NAME
+# and its log, so two lanes of one scale can be compared side by side; FLAGS (e.g. "--patch 64")
+# override the recipe for that lane. The defaults continue x2 and restart x4
 # from the x2 body (new upsampler): that beat continuing x4 side by side (weights/README.md);
 # x3 is restarted the same way: LANE1="3 weights/safdn-x2.safetensors 1e-3".
-read -r s0 i0 r0 n0 <<< "${LANE0:-2 weights/safdn-x2.safetensors 1e-3}"
-read -r s1 i1 r1 n1 <<< "${LANE1:-4 weights/safdn-x2.safetensors 1e-3}"
-lane 0 "$s0" "$i0" "$r0" "${n0:-x$s0-$TAG}" &
-lane 1 "$s1" "$i1" "$r1" "${n1:-x$s1-$TAG}" &
+read -r s0 i0 r0 n0 f0 <<< "${LANE0:-2 weights/safdn-x2.safetensors 1e-3}"
+read -r s1 i1 r1 n1 f1 <<< "${LANE1:-4 weights/safdn-x2.safetensors 1e-3}"
+lane 0 "$s0" "$i0" "$r0" "${n0:-x$s0-$TAG}" "${f0:-}" &
+lane 1 "$s1" "$i1" "$r1" "${n1:-x$s1-$TAG}" "${f1:-}" &
 wait
