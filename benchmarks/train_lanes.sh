@@ -18,9 +18,9 @@ lane() {  # core, scale, init, lr, run name, extra `streamsr train` flags (word-
 }
 # Each lane is "SCALE INIT LR [NAME [FLAGS...]]"; NAME (default xSCALE-TAG) names runs/safdn-NAME
 # and its log, so two lanes of one scale can be compared side by side; FLAGS (e.g. "--patch 64")
-# override the recipe for that lane. The defaults continue x2 and restart x4
-# from the x2 body (new upsampler): that beat continuing x4 side by side (weights/README.md);
-# x3 is restarted the same way: LANE1="3 weights/safdn-x2.safetensors 1e-3".
+# override the recipe for that lane. The defaults continue x2 and restart x4 from the x2 body
+# (new upsampler): that beat continuing x4 side by side (weights/README.md); x3 is restarted the
+# same way: LANE1="3 weights/safdn-x2.safetensors 1e-3".
 read -r s0 i0 r0 n0 f0 <<< "${LANE0:-2 weights/safdn-x2.safetensors 1e-3}"
 read -r s1 i1 r1 n1 f1 <<< "${LANE1:-4 weights/safdn-x2.safetensors 1e-3}"
 lane 0 "$s0" "$i0" "$r0" "${n0:-x$s0-$TAG}" "${f0:-}" &
