@@ -10,11 +10,12 @@ cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 MINUTES=${MINUTES:-130}; TAG=${TAG:?required, e.g. TAG=s7 (it names the runs and logs)}
 mkdir -p runs/logs
-lane() {  # core, scale, init, lr, run name, extra `streamsr train` flags (word-split on purpose)
-  # shellcheck disable=SC2086
+lane() {  # core, scale, init, lr, run name, extra `streamsr train` flags (one string)
+  local -a flags
+  read -ra flags <<< "$6"  # split into words without glob expansion
   taskset -c "$1" nice -n 19 streamsr train -c "pipelines/train-safdn-x$2.toml" --init "$3" --lr "$4" \
     --out "runs/safdn-$5" --iterations 100000 --minutes "$MINUTES" --val-every 300 --threads 1 --resume \
-    $6 >> "runs/logs/$5.log" 2>&1
+    "${flags[@]}" >> "runs/logs/$5.log" 2>&1
 }
 # Each lane is "SCALE INIT LR [NAME [FLAGS...]]"; NAME (default xSCALE-TAG) names runs/safdn-NAME
 # and its log, so two lanes of one scale can be compared side by side; FLAGS (e.g. "--patch 64")
