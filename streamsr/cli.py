@@ -113,7 +113,8 @@ def upscale(ctx: click.Context, src: Path, output: Path | None, pipeline: str, q
 
     cfg = build_config(ctx, pipeline, options)
     info = probe(src)
-    with tqdm(total=info.num_frames_estimate or None, unit="frame", disable=quiet, dynamic_ncols=True) as bar:
+    # `delay`: an output that fails its checks ends before the bar is drawn, so the error stands alone.
+    with tqdm(total=info.num_frames_estimate or None, unit="frame", disable=quiet, dynamic_ncols=True, delay=0.5) as bar:
         result = upscale_file(src, output, cfg, info=info, on_progress=bar.update, on_warning=_echo_warning)
     if not quiet:
         click.echo(

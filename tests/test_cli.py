@@ -124,8 +124,9 @@ def test_unwritable_output_directory(clip_mp4: Path, tmp_path: Path, tiny_weight
 
 
 def test_missing_output_directory(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
-    code, text = run("upscale", str(clip_mp4), "-o", str(tmp_path / "no" / "x.mp4"), "-s", "2", "-m", str(tiny_weights), "-q")
+    code, text = run("upscale", str(clip_mp4), "-o", str(tmp_path / "no" / "x.mp4"), "-s", "2", "-m", str(tiny_weights))
     assert code == 3 and "does not exist" in text
+    assert "frame" not in text  # no progress bar drawn before the error
 
 
 def test_missing_weights_say_so(clip_mp4: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
