@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import select
 import shutil
 import subprocess
 import time
@@ -75,10 +77,29 @@ def xvfb(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb not installed (apt-get install xvfb)")
     pytest.importorskip("pygame")
-    display = ":97"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    # -displayfd: Xvfb picks a free display itself and writes its number once it accepts clients, so
+    # the test neither guesses how long start-up takes nor clashes with another run's display.
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+                            pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    reply, deadline = b"", time.monotonic() + 20
+    try:
+        # Read up to the newline: Xvfb writes the number and the newline separately, and dies
+        # ("Cannot write display number") if the pipe is closed between the two writes.
+        while not reply.endswith(b"\n") and select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            chunk = os.read(read_end, 16)
+            if not chunk:
+                break
+            reply += chunk
+    finally:
+        os.close(read_end)
+    number = reply.decode().strip()
+    if not number.isdigit():
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"Xvfb did not report a display within 20 s (exit code {proc.returncode})")
+    display = f":{number}"
     monkeypatch.setenv("DISPLAY", display)
     monkeypatch.setenv("SDL_VIDEODRIVER", "x11")
     yield display
