@@ -20,6 +20,8 @@ for s in $SCALES; do
     --init "weights/safdn-x$s.safetensors" --out "$OUT/run-x$s" --iterations 10000000 --minutes "$MINUTES" \
     --batch "$BATCH" --lr "$LR" --val-every 500 --data .data/train --val .data/Set5 2>&1 | tee "$OUT/train-x$s.log"
   cp "$OUT/run-x$s/best.safetensors" "$OUT/safdn-x$s.safetensors" 2>/dev/null || echo "x$s: no weights written" >&2
+  # The final EMA too: with Set5 (5 images) choosing, the best-on-Set5 file is not always the better one.
+  cp "$OUT/run-x$s/final.safetensors" "$OUT/safdn-x$s.final.safetensors" 2>/dev/null || true
 done
 # Only files two folders down come back, and at most 8: keep the weights and logs, drop checkpoints.
 rm -rf "$OUT"/run-x*

@@ -333,7 +333,7 @@ def models_command() -> None:
               help="Training recipe (TOML), e.g. pipelines/train-safdn-x4.toml.")
 @click.option("--model", help="Catalog model to train (its scale is the training scale).")
 @click.option("--init", help="Weights to start from (shapes that differ are skipped).")
-@click.option("--out", help="Run folder for checkpoints and best weights.")
+@click.option("--out", help="Run folder for checkpoints and the best and final weights.")
 @click.option("--data", multiple=True, help="Folder of HR training images (repeatable).")
 @click.option("--val", help="Folder of HR validation images.")
 @click.option("--device", type=click.Choice(DEVICES), help="auto: CUDA if present.")
@@ -363,7 +363,8 @@ def train(config_path: Path | None, resume: bool, **overrides: Any) -> None:
     cfg = from_mapping(TrainConfig, data, where=str(config_path or "options"))
     trainer = Trainer(cfg, log=lambda line: click.echo(line, file=sys.stdout))
     best = trainer.fit(resume=resume)
-    click.echo(f"best weights: {best} ({trainer.best_psnr:.3f} dB on {Path(cfg.val).name})")
+    click.echo(f"best weights: {best} ({trainer.best_psnr:.3f} dB on {Path(cfg.val).name}); "
+               f"final weights: {trainer.final_path}")
 
 
 @cli.command("eval")

@@ -41,6 +41,15 @@ def test_two_steps_write_weights_with_record(image_dir: Path, tmp_path: Path) ->
     assert record["iterations"] == 2 and record["recipe"]["patch"] == 16
 
 
+def test_the_final_ema_is_kept_beside_the_best(image_dir: Path, tmp_path: Path) -> None:
+    trainer = Trainer(_cfg(image_dir, tmp_path, iterations=3, val_every=1))
+    trainer.fit()
+    final = load_model(trainer.final_path).module.state_dict()
+    assert training_summary(trainer.final_path)["iterations"] == 3
+    for name, tensor in trainer.ema.state_dict().items():
+        assert torch.equal(final[name], tensor.cpu()), name
+
+
 def test_record_counts_the_iterations_behind_the_init_weights(image_dir: Path, tmp_path: Path) -> None:
     first = Trainer(_cfg(image_dir, tmp_path / "a")).fit()
     # Validate only at the end, so the best-weights file is the one written at iteration 3.
