@@ -98,7 +98,7 @@ class Trainer:
 
     @property
     def final_path(self) -> Path:
-        """The EMA weights at the end of the run. Late in a cosine cycle they often beat the file
+        """The EMA weights at the end of the run. Late in a cosine cycle they can beat the file
         a small validation set picked (Set5 has 5 images), so both are worth evaluating."""
         return self.out / "final.safetensors"
 
