@@ -50,6 +50,19 @@ def test_the_final_ema_is_kept_beside_the_best(image_dir: Path, tmp_path: Path) 
         assert torch.equal(final[name], tensor.cpu()), name
 
 
+def test_resuming_a_finished_run_writes_its_missing_final_weights(image_dir: Path, tmp_path: Path) -> None:
+    # Runs that finished before final.safetensors existed have only last.pt and best.safetensors.
+    finished = Trainer(_cfg(image_dir, tmp_path, iterations=3))
+    finished.fit()
+    finished.final_path.unlink()
+    resumed = Trainer(_cfg(image_dir, tmp_path, iterations=3))
+    resumed.fit(resume=True)
+    assert resumed.iteration == 3
+    final = load_model(resumed.final_path).module.state_dict()
+    for name, tensor in resumed.ema.state_dict().items():
+        assert torch.equal(final[name], tensor.cpu()), name
+
+
 def test_record_counts_the_iterations_behind_the_init_weights(image_dir: Path, tmp_path: Path) -> None:
     first = Trainer(_cfg(image_dir, tmp_path / "a")).fit()
     # Validate only at the end, so the best-weights file is the one written at iteration 3.

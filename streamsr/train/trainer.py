@@ -218,6 +218,10 @@ class Trainer:
                 self.log(f"it {it} val {Path(cfg.val).name} {val:.3f} dB (best {self.best_psnr:.3f})")
             if it % cfg.checkpoint_every == 0 or last:
                 self.save_checkpoint()
+        if not self.final_path.exists():
+            # Resuming a run that finished before final weights were kept: its checkpoint holds the EMA.
+            record = {"training": self.training_record(self.validate())}
+            save_weights(self.ema, self.final_path, arch=self.entry.arch, extra=record)
         return self.best_path
 
 
