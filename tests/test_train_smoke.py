@@ -57,7 +57,7 @@ def test_resuming_a_finished_run_writes_its_missing_final_weights(image_dir: Pat
     finished.final_path.unlink()
     resumed = Trainer(_cfg(image_dir, tmp_path, iterations=3))
     resumed.fit(resume=True)
-    assert resumed.iteration == 3
+    assert resumed.iteration == 3 and training_summary(resumed.final_path)["iterations"] == 3
     final = load_model(resumed.final_path).module.state_dict()
     for name, tensor in resumed.ema.state_dict().items():
         assert torch.equal(final[name], tensor.cpu()), name
