@@ -41,13 +41,17 @@ def test_two_steps_write_weights_with_record(image_dir: Path, tmp_path: Path) ->
     assert record["iterations"] == 2 and record["recipe"]["patch"] == 16
 
 
+def _assert_final_file_holds_the_ema(trainer: Trainer, iterations: int) -> None:
+    assert training_summary(trainer.final_path)["iterations"] == iterations
+    final = load_model(trainer.final_path).module.state_dict()
+    for name, tensor in trainer.ema.state_dict().items():
+        assert torch.equal(final[name], tensor.cpu()), name
+
+
 def test_the_final_ema_is_kept_beside_the_best(image_dir: Path, tmp_path: Path) -> None:
     trainer = Trainer(_cfg(image_dir, tmp_path, iterations=3, val_every=1))
     trainer.fit()
-    final = load_model(trainer.final_path).module.state_dict()
-    assert training_summary(trainer.final_path)["iterations"] == 3
-    for name, tensor in trainer.ema.state_dict().items():
-        assert torch.equal(final[name], tensor.cpu()), name
+    _assert_final_file_holds_the_ema(trainer, iterations=3)
 
 
 def test_resuming_a_finished_run_writes_its_missing_final_weights(image_dir: Path, tmp_path: Path) -> None:
@@ -57,10 +61,8 @@ def test_resuming_a_finished_run_writes_its_missing_final_weights(image_dir: Pat
     finished.final_path.unlink()
     resumed = Trainer(_cfg(image_dir, tmp_path, iterations=3))
     resumed.fit(resume=True)
-    assert resumed.iteration == 3 and training_summary(resumed.final_path)["iterations"] == 3
-    final = load_model(resumed.final_path).module.state_dict()
-    for name, tensor in resumed.ema.state_dict().items():
-        assert torch.equal(final[name], tensor.cpu()), name
+    assert resumed.iteration == 3
+    _assert_final_file_holds_the_ema(resumed, iterations=3)
 
 
 def test_record_counts_the_iterations_behind_the_init_weights(image_dir: Path, tmp_path: Path) -> None:

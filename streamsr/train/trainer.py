@@ -193,6 +193,7 @@ class Trainer:
         bank = self.bank()
         self.log(f"{len(bank)} training images, x{self.scale}, LR patch {cfg.patch}, batch {cfg.batch}")
         window_start, window_its, window_loss = time.perf_counter(), 0, 0.0
+        final_val: float | None = None
         while not self.finished:
             t0 = time.perf_counter()
             lr, hr = bank.sample(cfg.batch)
@@ -209,19 +210,21 @@ class Trainer:
             last = self.finished
             if it % cfg.val_every == 0 or last:
                 val = self.validate()
-                record = {"training": self.training_record(val)}
                 if val > self.best_psnr:
                     self.best_psnr = val
-                    save_weights(self.ema, self.best_path, arch=self.entry.arch, extra=record)
+                    save_weights(self.ema, self.best_path, arch=self.entry.arch,
+                                 extra={"training": self.training_record(val)})
                 if last:
-                    save_weights(self.ema, self.final_path, arch=self.entry.arch, extra=record)
+                    final_val = val
                 self.log(f"it {it} val {Path(cfg.val).name} {val:.3f} dB (best {self.best_psnr:.3f})")
             if it % cfg.checkpoint_every == 0 or last:
                 self.save_checkpoint()
-        if not self.final_path.exists():
+        if final_val is None and not self.final_path.exists():
             # Resuming a run that finished before final weights were kept: its checkpoint holds the EMA.
-            record = {"training": self.training_record(self.validate())}
-            save_weights(self.ema, self.final_path, arch=self.entry.arch, extra=record)
+            final_val = self.validate()
+        if final_val is not None:
+            save_weights(self.ema, self.final_path, arch=self.entry.arch,
+                         extra={"training": self.training_record(final_val)})
         return self.best_path
 
 
