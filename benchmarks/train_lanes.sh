@@ -11,6 +11,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 MINUTES=${MINUTES:-130}; TAG=${TAG:?required, e.g. TAG=s7 (it names the runs and logs)}
+# Fail here, not in each lane's log, when the package is not installed in the active environment.
+command -v streamsr > /dev/null || { echo "streamsr is not on PATH: activate the venv (. .venv/bin/activate)" >&2; exit 1; }
 mkdir -p runs/logs
 lane() {  # core, scale, init, lr, run name, extra `streamsr train` flags (one string)
   local -a flags
