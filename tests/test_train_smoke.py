@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 from conftest import pattern
 
+from streamsr.cli import cli
 from streamsr.config import TrainConfig, from_mapping, read_toml
 from streamsr.errors import ConfigError
 from streamsr.io.images import write_png
@@ -112,6 +114,20 @@ def test_x4_starts_from_x2_body(image_dir: Path, tmp_path: Path) -> None:
     x4 = Trainer(_cfg(image_dir, tmp_path / "x4", model="safdn-rt-x4", init=str(best), patch=8))
     torch.testing.assert_close(x4.model.head.weight, load_model(best).module.head.weight)
     assert x4.model.upsample[0].weight.shape[0] == 3 * 16
+
+
+def test_seed_flag_picks_other_crops_and_is_recorded(image_dir: Path, tmp_path: Path) -> None:
+    # Continuation cycles that share a seed replay the same crops; --seed is how a cycle draws new ones.
+    first = Trainer(_cfg(image_dir, tmp_path / "a")).bank().sample(2)
+    again = Trainer(_cfg(image_dir, tmp_path / "b")).bank().sample(2)
+    other = Trainer(_cfg(image_dir, tmp_path / "c", seed=7)).bank().sample(2)
+    assert torch.equal(first[1], again[1]) and not torch.equal(first[1], other[1])
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(cli, ["train", "--model", "safdn-rt-x2", "--data", str(image_dir), "--val", str(image_dir),
+                                      "--out", str(out), "--iterations", "2", "--batch", "2", "--patch", "16",
+                                      "--threads", "1", "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    assert training_summary(out / "final.safetensors")["recipe"]["seed"] == 7
 
 
 def test_cosine_schedule() -> None:
