@@ -125,7 +125,7 @@ def test_seed_flag_picks_other_crops_and_is_recorded(image_dir: Path, tmp_path: 
     out = tmp_path / "cli"
     result = CliRunner().invoke(cli, ["train", "--model", "safdn-rt-x2", "--data", str(image_dir), "--val", str(image_dir),
                                       "--out", str(out), "--iterations", "2", "--batch", "2", "--patch", "16",
-                                      "--threads", "1", "--seed", "7"])
+                                      "--seed", "7"])
     assert result.exit_code == 0, result.output
     assert training_summary(out / "final.safetensors")["recipe"]["seed"] == 7
 
