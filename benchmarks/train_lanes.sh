@@ -25,10 +25,10 @@ lane() {  # core, scale, init, lr, run name, extra `streamsr train` flags (one s
 # and its log, so two lanes of one scale can be compared side by side; FLAGS (e.g. "--patch 64")
 # override the recipe for that lane. Every cycle up to s20 used the recipe's seed 0, so each replayed
 # the same crops; "--seed N" draws others (not yet measured against a seed-0 cycle side by side).
-# The defaults continue x2 and x4 from their shipped weights: a
-# fresh cosine cycle on x4 gave +0.09 dB Set5 (ninth session), while x4 restarted from a newer x2
-# body only just passed x4 continued from itself (eighth; weights/README.md). To restart a scale
-# from the x2 body instead (new upsampler): LANE1="3 weights/safdn-x2.safetensors 1e-3".
+# The defaults continue x2 and x4 from their shipped weights: a fresh cosine cycle on x4 gave
+# +0.09 dB Set5 (ninth session), while x4 restarted from a newer x2 body only just passed x4
+# continued from itself (eighth; weights/README.md). To restart a scale from the x2 body instead
+# (new upsampler): LANE1="3 weights/safdn-x2.safetensors 1e-3".
 read -r s0 i0 r0 n0 f0 <<< "${LANE0:-2 weights/safdn-x2.safetensors 1e-3}"
 read -r s1 i1 r1 n1 f1 <<< "${LANE1:-4 weights/safdn-x4.safetensors 1e-3}"
 lane 0 "$s0" "$i0" "$r0" "${n0:-x$s0-$TAG}" "${f0:-}" &

@@ -347,7 +347,7 @@ def models_command() -> None:
 @click.option("--val-every", type=int)
 @click.option("--threads", type=int, help="torch threads (0: all cores).")
 @click.option("--seed", type=int,
-              help="Seeds the crop sampling; give each continuation cycle its own, or it replays the same crops.")
+              help="Seeds crop sampling (and a fresh model's init); a continuation cycle with its own seed draws new crops.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt if it exists.")
 def train(config_path: Path | None, resume: bool, **overrides: Any) -> None:
     """Train a SAFDN model; recipe from --config, flags override it.
