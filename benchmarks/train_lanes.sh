@@ -24,7 +24,8 @@ lane() {  # core, scale, init, lr, run name, extra `streamsr train` flags (one s
 # Each lane is "SCALE INIT LR [NAME [FLAGS...]]"; NAME (default xSCALE-TAG) names runs/safdn-NAME
 # and its log, so two lanes of one scale can be compared side by side; FLAGS (e.g. "--patch 64")
 # override the recipe for that lane. Every cycle up to s20 used the recipe's seed 0, so each replayed
-# the same crops; "--seed N" draws others (not yet measured against a seed-0 cycle side by side).
+# the same crops; "--seed N" draws others. Measured once side by side (s21, x2 from the same start):
+# seed 21 beat seed 0 on Set5, B100 and Vid4 (weights/README.md), so give each cycle an unused seed.
 # The defaults continue x2 and x4 from their shipped weights: a fresh cosine cycle on x4 gave
 # +0.09 dB Set5 (ninth session), while x4 restarted from a newer x2 body only just passed x4
 # continued from itself (eighth; weights/README.md). To restart a scale from the x2 body instead
