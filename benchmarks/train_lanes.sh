@@ -17,15 +17,18 @@ mkdir -p runs/logs
 lane() {  # core, scale, init, lr, run name, extra `streamsr train` flags (one string)
   local -a flags
   read -ra flags <<< "$6"  # split into words without glob expansion
+  # Seed from the run name: each new cycle draws crops no earlier cycle drew (replaying seed 0's
+  # crops gained less, weights/README.md, twenty-first session), and a rerun that resumes the same
+  # run keeps its seed. A "--seed N" in FLAGS comes later on the command line, so it wins.
+  local seed
+  seed=$(cksum <<< "$5"); seed=${seed%% *}
   taskset -c "$1" nice -n 19 streamsr train -c "pipelines/train-safdn-x$2.toml" --init "$3" --lr "$4" \
     --out "runs/safdn-$5" --iterations 100000 --minutes "$MINUTES" --val-every 300 --threads 1 --resume \
-    "${flags[@]}" >> "runs/logs/$5.log" 2>&1
+    --seed "$seed" "${flags[@]}" >> "runs/logs/$5.log" 2>&1
 }
 # Each lane is "SCALE INIT LR [NAME [FLAGS...]]"; NAME (default xSCALE-TAG) names runs/safdn-NAME
 # and its log, so two lanes of one scale can be compared side by side; FLAGS (e.g. "--patch 64")
-# override the recipe for that lane. Every cycle up to s20 used the recipe's seed 0, so each replayed
-# the same crops; "--seed N" draws others. Measured once side by side (s21, x2 from the same start):
-# seed 21 beat seed 0 on Set5, B100 and Vid4 (weights/README.md), so give each cycle an unused seed.
+# override the recipe for that lane (a lane's seed follows from NAME, see lane()).
 # The defaults continue x2 and x4 from their shipped weights: a fresh cosine cycle on x4 gave
 # +0.09 dB Set5 (ninth session), while x4 restarted from a newer x2 body only just passed x4
 # continued from itself (eighth; weights/README.md). To restart a scale from the x2 body instead
