@@ -24,7 +24,9 @@ def row(name: str) -> str | None:
     cx = measure_complexity(model.module, scale=model.scale)
     quality = json.loads(model.metadata.get("quality", "{}"))
     record = json.loads(model.metadata.get("training", "{}"))
-    q = " / ".join(f"{quality[s]['psnr']:.2f}/{quality[s]['ssim']:.4f}" if s in quality else "-" for s in ("Set5", "Set14", "B100", "Vid4"))
+    # Three decimals, not the literature's two: the targets sit on round figures, and 37.697
+    # printed as 37.70 reads as the 37.7 target met.
+    q = " / ".join(f"{quality[s]['psnr']:.3f}/{quality[s]['ssim']:.4f}" if s in quality else "-" for s in ("Set5", "Set14", "B100", "Vid4"))
     sha = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     hours = record.get("train_seconds", 0) / 3600
     total_its, total_seconds = lineage_totals(record)
