@@ -1,0 +1,47 @@
+"""Average weight files of one model (the uniform mean of every tensor) into a new file.
+
+    python benchmarks/average_weights.py /tmp/mean-x4.safetensors weights/safdn-x4.safetensors \
+        runs/safdn-x4-s26/final.safetensors
+    streamsr eval -m /tmp/mean-x4.safetensors -s 4 --export /tmp/s26-x4.safetensors
+    python benchmarks/compare_weights.py weights/safdn-x4.safetensors /tmp/s26-x4.safetensors
+
+Files from one lineage (a shipped file and the EMAs trained on from it) sit close together, and their
+mean can beat each of them: in the twenty-sixth session it passed the shipping rule where no new file
+alone did (weights/README.md). The output keeps the last file's metadata, drops its measured
+quality (the mean is not measured yet; compare_weights keeps the old file until it is) and records
+what was averaged under `training.weight_average`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+
+from streamsr.models.weights import load_weights, save_weights
+
+
+def main(out_path: str, *paths: str) -> None:
+    if len(paths) < 2:
+        sys.exit("usage: average_weights.py OUT WEIGHTS WEIGHTS [WEIGHTS ...]")
+    loaded = [load_weights(p) for p in paths]
+    arches = {meta.get("arch") for _, meta in loaded}
+    hparams = {meta.get("hparams") for _, meta in loaded}
+    if len(arches) != 1 or len(hparams) != 1:
+        sys.exit("the files hold different models (arch or hparams differ): their mean means nothing")
+    model, meta = loaded[-1]
+    states = [m.state_dict() for m, _ in loaded]
+    with torch.no_grad():
+        for key, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                tensor.copy_(torch.stack([s[key].float() for s in states]).mean(0).to(tensor.dtype))
+    training = json.loads(meta.get("training", "{}"))
+    training["weight_average"] = {"files": list(paths), "how": "uniform mean of every tensor"}
+    extra = {k: v for k, v in meta.items() if k not in ("format", "arch", "hparams", "scale", "quality")}
+    extra["training"] = json.dumps(training)
+    save_weights(model, out_path, arch=meta["arch"], extra=extra)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
