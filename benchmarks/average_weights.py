@@ -32,8 +32,8 @@ def main(out_path: str, *paths: str) -> None:
         sys.exit("the files hold different models (arch or hparams differ): their mean means nothing")
     model, meta = loaded[-1]
     states = [m.state_dict() for m, _ in loaded]
-    with torch.no_grad():
-        for key, tensor in model.state_dict().items():
+    with torch.no_grad():  # written into the last model's own tensors: each key is read before it is written
+        for key, tensor in states[-1].items():
             if tensor.is_floating_point():
                 tensor.copy_(torch.stack([s[key].float() for s in states]).mean(0).to(tensor.dtype))
     training = json.loads(meta.get("training", "{}"))
