@@ -7,9 +7,11 @@
 
 Files from one lineage (a shipped file and the EMAs trained on from it) sit close together, and their
 mean can beat each of them: in the twenty-sixth session it passed the shipping rule where no new file
-alone did (weights/README.md). The output keeps the last file's metadata, drops its measured
-quality (the mean is not measured yet; compare_weights keeps the old file until it is) and records
-what was averaged under `training.weight_average`.
+alone did (weights/README.md). The output keeps the last file's metadata but drops what belongs to
+that file alone: its measured quality (compare_weights keeps the old file until the mean is measured)
+and its Set5 validation figure (the mean's Set5 is in the `quality` that `streamsr eval --export`
+writes). It records what was averaged, with each file's iteration count, under
+`training.weight_average`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ import sys
 import torch
 
 from streamsr.models.weights import load_weights, save_weights
+
+
+def _iterations(meta: dict[str, str]) -> object:
+    """The iteration a file was written at, as its training record has it ("?" for files without one)."""
+    return json.loads(meta.get("training", "{}")).get("iterations", "?")
 
 
 def main(out_path: str, *paths: str) -> None:
@@ -37,7 +44,9 @@ def main(out_path: str, *paths: str) -> None:
             if tensor.is_floating_point():
                 tensor.copy_(torch.stack([s[key].float() for s in states]).mean(0).to(tensor.dtype))
     training = json.loads(meta.get("training", "{}"))
-    training["weight_average"] = {"files": list(paths), "how": "uniform mean of every tensor"}
+    training.pop("val_psnr", None)
+    files = [f"{path} (iteration {_iterations(m)})" for path, (_, m) in zip(paths, loaded, strict=True)]
+    training["weight_average"] = {"files": files, "how": "uniform mean of every tensor"}
     extra = {k: v for k, v in meta.items() if k not in ("format", "arch", "hparams", "scale", "quality")}
     extra["training"] = json.dumps(training)
     save_weights(model, out_path, arch=meta["arch"], extra=extra)
