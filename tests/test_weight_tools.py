@@ -1,0 +1,109 @@
+"""The helper scripts that decide which trained weights ship: the shipping rule and weight averaging.
+
+They live in benchmarks/ (run by hand after training, not part of the package), but a wrong verdict
+from either would put worse weights in weights/, so their rules are tested here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+from streamsr.models import save_weights
+from streamsr.models.archs.safdn import SAFDN
+from streamsr.models.weights import load_weights, read_metadata
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+compare_weights = script("compare_weights")
+average_weights = script("average_weights")
+
+
+def weights_file(path: Path, *, quality: dict | None = None, iterations: int = 100, feat: int = 8) -> Path:
+    """A tiny SAFDN x2 file carrying a training record and, optionally, measured quality."""
+    extra: dict[str, object] = {"training": {"iterations": iterations, "val_psnr": 30.0}}
+    if quality is not None:
+        extra["quality"] = quality
+    save_weights(SAFDN(feat=feat, blocks=1, esa=4, scale=2), path, arch="safdn", extra=extra)
+    return path
+
+
+OLD = {"Set5": {"psnr": 31.80, "ssim": 0.8884}, "Set14": {"psnr": 28.27, "ssim": 0.7731}}
+
+
+def test_compare_replaces_only_when_better_on_every_set(tmp_path: Path) -> None:
+    old = weights_file(tmp_path / "old.safetensors", quality=OLD)
+    better = {k: {"psnr": v["psnr"] + 0.01, "ssim": v["ssim"]} for k, v in OLD.items()}
+    assert compare_weights.main(str(old), str(weights_file(tmp_path / "a.safetensors", quality=better))) == 0
+
+    # Higher Set5 cannot buy a lower Set14: the rule exists because Set5's five images mislead.
+    mixed = {"Set5": {"psnr": 32.0, "ssim": 0.89}, "Set14": {"psnr": 28.26, "ssim": 0.78}}
+    assert compare_weights.main(str(old), str(weights_file(tmp_path / "b.safetensors", quality=mixed))) == 1
+
+    # Higher PSNR with lower SSIM on one set is not better there.
+    lower_ssim = {"Set5": {"psnr": 31.9, "ssim": 0.8883}, "Set14": {"psnr": 28.3, "ssim": 0.78}}
+    assert compare_weights.main(str(old), str(weights_file(tmp_path / "c.safetensors", quality=lower_ssim))) == 1
+
+    # Equal PSNR is not higher.
+    assert compare_weights.main(str(old), str(weights_file(tmp_path / "d.safetensors", quality=OLD))) == 1
+
+
+def test_compare_keeps_the_old_file_when_a_set_was_not_measured(tmp_path: Path, capsys) -> None:
+    old = weights_file(tmp_path / "old.safetensors", quality=OLD)
+    only_set5 = {"Set5": {"psnr": 33.0, "ssim": 0.95}}
+    assert compare_weights.main(str(old), str(weights_file(tmp_path / "new.safetensors", quality=only_set5))) == 1
+    assert "Set14  not measured" in capsys.readouterr().out
+    # A candidate with no quality at all (not yet through `streamsr eval --export`) is never shipped.
+    assert compare_weights.main(str(old), str(weights_file(tmp_path / "bare.safetensors"))) == 1
+
+
+def test_compare_refuses_an_unmeasured_old_file(tmp_path: Path) -> None:
+    old = weights_file(tmp_path / "old.safetensors")
+    new = weights_file(tmp_path / "new.safetensors", quality=OLD)
+    with pytest.raises(SystemExit, match="carries no measured quality"):
+        compare_weights.main(str(old), str(new))
+
+
+def test_average_is_the_mean_of_every_tensor_and_records_its_sources(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    a = weights_file(tmp_path / "a.safetensors", iterations=2400)
+    torch.manual_seed(2)
+    b = weights_file(tmp_path / "b.safetensors", quality=OLD, iterations=5928)
+    out = tmp_path / "mean.safetensors"
+    average_weights.main(str(out), str(a), str(b))
+
+    mean, meta = load_weights(out)
+    states = [load_weights(p)[0].state_dict() for p in (a, b)]
+    for key, tensor in mean.state_dict().items():
+        if tensor.is_floating_point():
+            torch.testing.assert_close(tensor, (states[0][key] + states[1][key]) / 2)
+    assert any(not torch.equal(states[0][k], states[1][k]) for k in states[0])  # the mean was not trivial
+
+    # What described the last file alone is dropped: the mean has not been measured yet.
+    assert "quality" not in meta
+    training = json.loads(read_metadata(out)["training"])
+    assert "val_psnr" not in training
+    assert training["weight_average"]["files"] == [f"{a} (iteration 2400)", f"{b} (iteration 5928)"]
+
+
+def test_average_refuses_files_of_different_models(tmp_path: Path) -> None:
+    a = weights_file(tmp_path / "a.safetensors", feat=8)
+    b = weights_file(tmp_path / "b.safetensors", feat=12)
+    out = tmp_path / "mean.safetensors"
+    with pytest.raises(SystemExit, match="different models"):
+        average_weights.main(str(out), str(a), str(b))
+    assert not out.exists()
