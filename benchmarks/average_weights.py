@@ -10,14 +10,16 @@ mean can beat each of them: in the twenty-sixth session it passed the shipping r
 alone did (weights/README.md). The output keeps the last file's metadata but drops what belongs to
 that file alone: its measured quality (compare_weights keeps the old file until the mean is measured)
 and its Set5 validation figure (the mean's Set5 is in the `quality` that `streamsr eval --export`
-writes). It records what was averaged, with each file's iteration count, under
+writes). It records what was averaged, with each file's iteration count and sha256, under
 `training.weight_average`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
+from pathlib import Path
 
 import torch
 
@@ -27,6 +29,11 @@ from streamsr.models.weights import load_weights, save_weights
 def _iterations(meta: dict[str, str]) -> object:
     """The iteration a file was written at, as its training record has it ("?" for files without one)."""
     return json.loads(meta.get("training", "{}")).get("iterations", "?")
+
+
+def _sha256(path: str) -> str:
+    """The first 16 hex digits, as weights/README.md's table lists them."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def main(out_path: str, *paths: str) -> None:
@@ -45,7 +52,8 @@ def main(out_path: str, *paths: str) -> None:
                 tensor.copy_(torch.stack([s[key].float() for s in states]).mean(0).to(tensor.dtype))
     training = json.loads(meta.get("training", "{}"))
     training.pop("val_psnr", None)
-    files = [f"{path} (iteration {_iterations(m)})" for path, (_, m) in zip(paths, loaded, strict=True)]
+    # The sha256 names each file for good: a shipped file averaged in is replaced by the mean itself.
+    files = [f"{path} (iteration {_iterations(m)}, sha256 {_sha256(path)})" for path, (_, m) in zip(paths, loaded, strict=True)]
     training["weight_average"] = {"files": files, "how": "uniform mean of every tensor"}
     extra = {k: v for k, v in meta.items() if k not in ("format", "arch", "hparams", "scale", "quality")}
     extra["training"] = json.dumps(training)

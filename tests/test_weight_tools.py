@@ -6,6 +6,7 @@ from either would put worse weights in weights/, so their rules are tested here.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 from pathlib import Path
@@ -97,7 +98,11 @@ def test_average_is_the_mean_of_every_tensor_and_records_its_sources(tmp_path: P
     assert "quality" not in meta
     training = json.loads(read_metadata(out)["training"])
     assert "val_psnr" not in training
-    assert training["weight_average"]["files"] == [f"{a} (iteration 2400)", f"{b} (iteration 5928)"]
+    sha = {p: hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in (a, b)}
+    assert training["weight_average"]["files"] == [
+        f"{a} (iteration 2400, sha256 {sha[a]})",
+        f"{b} (iteration 5928, sha256 {sha[b]})",
+    ]
 
 
 def test_average_refuses_files_of_different_models(tmp_path: Path) -> None:
