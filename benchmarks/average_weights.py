@@ -16,24 +16,17 @@ writes). It records what was averaged, with each file's iteration count and sha2
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
-from pathlib import Path
 
 import torch
 
-from streamsr.models.weights import load_weights, save_weights
+from streamsr.models.weights import load_weights, save_weights, weights_digest
 
 
 def _iterations(meta: dict[str, str]) -> object:
     """The iteration a file was written at, as its training record has it ("?" for files without one)."""
     return json.loads(meta.get("training", "{}")).get("iterations", "?")
-
-
-def _sha256(path: str) -> str:
-    """The first 16 hex digits, as weights/README.md's table lists them."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def main(out_path: str, *paths: str) -> None:
@@ -53,7 +46,7 @@ def main(out_path: str, *paths: str) -> None:
     training = json.loads(meta.get("training", "{}"))
     training.pop("val_psnr", None)
     # The sha256 names each file for good: a shipped file averaged in is replaced by the mean itself.
-    files = [f"{path} (iteration {_iterations(m)}, sha256 {_sha256(path)})" for path, (_, m) in zip(paths, loaded, strict=True)]
+    files = [f"{path} (iteration {_iterations(m)}, sha256 {weights_digest(path)})" for path, (_, m) in zip(paths, loaded, strict=True)]
     training["weight_average"] = {"files": files, "how": "uniform mean of every tensor"}
     extra = {k: v for k, v in meta.items() if k not in ("format", "arch", "hparams", "scale", "quality")}
     extra["training"] = json.dumps(training)

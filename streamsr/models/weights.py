@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +38,12 @@ def save_weights(
     tmp = path.with_name(path.name + ".part")
     save_file(state, str(tmp), metadata=meta)
     tmp.replace(path)
+
+
+def weights_digest(path: str | Path) -> str:
+    """The first 16 hex digits of a file's sha256: the name weights/README.md's table and the
+    training records give a weights file, which outlives its path once a newer file replaces it."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
