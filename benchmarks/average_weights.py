@@ -11,13 +11,14 @@ alone did (weights/README.md). The output keeps the last file's metadata but dro
 that file alone: its measured quality (compare_weights keeps the old file until the mean is measured)
 and its Set5 validation figure (the mean's Set5 is in the `quality` that `streamsr eval --export`
 writes). It records what was averaged, with each file's iteration count and sha256, under
-`training.weight_average`.
+`training.weight_average`. Giving a file more than once weights the mean towards it.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 
 import torch
 
@@ -27,6 +28,19 @@ from streamsr.models.weights import load_weights, save_weights, weights_digest
 def _iterations(meta: dict[str, str]) -> object:
     """The iteration a file was written at, as its training record has it ("?" for files without one)."""
     return json.loads(meta.get("training", "{}")).get("iterations", "?")
+
+
+def _record(paths: tuple[str, ...], metas: list[dict[str, str]]) -> dict[str, object]:
+    """What was averaged, for `training.weight_average`. A file given n times weighs n/len(paths)
+    (the way to lean a mean towards the shipped file); it is listed once, with that weight."""
+    counts = Counter(paths)
+    weighted = len(counts) < len(paths)
+    files = []
+    for path, meta in dict(zip(paths, metas, strict=True)).items():
+        # The sha256 names each file for good: a shipped file averaged in is replaced by the mean itself.
+        entry = f"{path} (iteration {_iterations(meta)}, sha256 {weights_digest(path)}"
+        files.append(entry + (f", weight {counts[path]}/{len(paths)})" if weighted else ")"))
+    return {"files": files, "how": "weighted mean of every tensor" if weighted else "uniform mean of every tensor"}
 
 
 def main(out_path: str, *paths: str) -> None:
@@ -45,9 +59,7 @@ def main(out_path: str, *paths: str) -> None:
                 tensor.copy_(torch.stack([s[key].float() for s in states]).mean(0).to(tensor.dtype))
     training = json.loads(meta.get("training", "{}"))
     training.pop("val_psnr", None)
-    # The sha256 names each file for good: a shipped file averaged in is replaced by the mean itself.
-    files = [f"{path} (iteration {_iterations(m)}, sha256 {weights_digest(path)})" for path, (_, m) in zip(paths, loaded, strict=True)]
-    training["weight_average"] = {"files": files, "how": "uniform mean of every tensor"}
+    training["weight_average"] = _record(paths, [m for _, m in loaded])
     extra = {k: v for k, v in meta.items() if k not in ("format", "arch", "hparams", "scale", "quality")}
     extra["training"] = json.dumps(training)
     save_weights(model, out_path, arch=meta["arch"], extra=extra)

@@ -105,6 +105,27 @@ def test_average_is_the_mean_of_every_tensor_and_records_its_sources(tmp_path: P
     ]
 
 
+def test_average_weights_a_file_given_twice_and_records_its_weight(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    a = weights_file(tmp_path / "a.safetensors", iterations=2400)
+    torch.manual_seed(2)
+    b = weights_file(tmp_path / "b.safetensors", iterations=5928)
+    out = tmp_path / "mean.safetensors"
+    average_weights.main(str(out), str(a), str(a), str(b))
+
+    mean = load_weights(out)[0].state_dict()
+    states = [load_weights(p)[0].state_dict() for p in (a, b)]
+    for key, tensor in mean.items():
+        if tensor.is_floating_point():
+            torch.testing.assert_close(tensor, (2 * states[0][key] + states[1][key]) / 3)
+    record = json.loads(read_metadata(out)["training"])["weight_average"]
+    sha = {p: hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in (a, b)}
+    assert record == {
+        "files": [f"{a} (iteration 2400, sha256 {sha[a]}, weight 2/3)", f"{b} (iteration 5928, sha256 {sha[b]}, weight 1/3)"],
+        "how": "weighted mean of every tensor",
+    }
+
+
 def test_average_refuses_files_of_different_models(tmp_path: Path) -> None:
     a = weights_file(tmp_path / "a.safetensors", feat=8)
     b = weights_file(tmp_path / "b.safetensors", feat=12)
