@@ -1,6 +1,9 @@
-"""Write weights/README.md's table from the weight files' own metadata.
+"""Write the shipped weights' measured figures into the docs, from the weight files' own metadata.
 
-    python benchmarks/weights_table.py          # rewrites the table between the markers
+    python benchmarks/weights_table.py
+
+It rewrites weights/README.md's table and README.md's one-line quality summary, each between its
+pair of markers, so neither is copied out by hand.
 """
 
 from __future__ import annotations
@@ -9,11 +12,51 @@ import json
 from pathlib import Path
 
 from streamsr.models import CATALOG, find_weights, load_model, measure_complexity
-from streamsr.models.weights import weights_digest
+from streamsr.models.weights import read_metadata, weights_digest
 from streamsr.train.trainer import lineage_totals
 
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- table:start -->", "<!-- table:end -->"
+TABLE = ("<!-- table:start -->", "<!-- table:end -->")
+SUMMARY = ("<!-- quality:start -->", "<!-- quality:end -->")
+# The quality models, in the order README names them (x4 first: it is the figure papers lead with).
+SUMMARY_MODELS = ("safdn-x4", "safdn-x3", "safdn-x2")
+
+
+def replace_between(text: str, markers: tuple[str, str], body: str) -> str:
+    """``text`` with what lies between the two markers replaced by ``body``.
+
+    Refuses when a marker is missing or doubled: writing anyway would append a second copy or drop
+    the prose in between.
+    """
+    start, end = markers
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"expected one {start} ... {end} pair")
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    return f"{head}{start}{body}{end}{tail}"
+
+
+def measured(name: str) -> dict:
+    """The quality a named model's shipped file was stamped with ({} when there is no file)."""
+    path = find_weights(name)
+    if path is None:
+        return {}
+    return json.loads(read_metadata(path).get("quality", "{}"))
+
+
+def shipped_set5() -> dict[int, float]:
+    """Set5 PSNR of each shipped quality model, by scale, in README's order."""
+    return {CATALOG[n].scale: q["Set5"]["psnr"] for n in SUMMARY_MODELS if "Set5" in (q := measured(n))}
+
+
+def summary(set5_psnr: dict[int, float]) -> str:
+    """'x4 Set5 31.81 dB, x3 34.08, x2 37.72', in the order given (two decimals, as papers print)."""
+    parts = [f"x{scale} {psnr:.2f}" for scale, psnr in set5_psnr.items()]
+    if not parts:
+        raise ValueError("no measured quality model to summarise")
+    first_scale, first_psnr = next(iter(set5_psnr.items()))
+    parts[0] = f"x{first_scale} Set5 {first_psnr:.2f} dB"
+    return ", ".join(parts)
 
 
 def row(name: str) -> str | None:
@@ -44,12 +87,13 @@ def main() -> None:
         "| --- | --- | --- | --- | --- | --- | --- |",
         *rows,
     ])
-    readme = ROOT / "weights" / "README.md"
-    text = readme.read_text()
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+    weights_readme = ROOT / "weights" / "README.md"
+    weights_readme.write_text(replace_between(weights_readme.read_text(), TABLE, f"\n{table}\n"))
+    line = summary(shipped_set5())
+    readme = ROOT / "README.md"
+    readme.write_text(replace_between(readme.read_text(), SUMMARY, line))
     print(table)
+    print(f"README: {line}")
 
 
 if __name__ == "__main__":

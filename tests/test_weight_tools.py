@@ -1,7 +1,9 @@
-"""The helper scripts that decide which trained weights ship: the shipping rule and weight averaging.
+"""The helper scripts that decide which trained weights ship (the shipping rule, weight averaging)
+and write their figures into the docs.
 
 They live in benchmarks/ (run by hand after training, not part of the package), but a wrong verdict
-from either would put worse weights in weights/, so their rules are tested here.
+would put worse weights in weights/, and a stale figure would tell users a quality they do not get,
+so their rules are tested here.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def script(name: str) -> ModuleType:
 
 compare_weights = script("compare_weights")
 average_weights = script("average_weights")
+weights_table = script("weights_table")
 
 
 def weights_file(path: Path, *, quality: dict | None = None, iterations: int = 100, feat: int = 8) -> Path:
@@ -133,3 +136,32 @@ def test_average_refuses_files_of_different_models(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="different models"):
         average_weights.main(str(out), str(a), str(b))
     assert not out.exists()
+
+
+def test_weights_table_replaces_only_between_its_markers() -> None:
+    markers = ("<!-- q:start -->", "<!-- q:end -->")
+    text = "before (<!-- q:start -->old figures<!-- q:end --> today) after"
+    assert weights_table.replace_between(text, markers, "x4 Set5 31.90 dB") == (
+        "before (<!-- q:start -->x4 Set5 31.90 dB<!-- q:end --> today) after"
+    )
+    # Without both markers exactly once, writing would append a copy or swallow prose: refuse.
+    for broken in ("no markers at all", text + " <!-- q:start -->", "<!-- q:end --> x <!-- q:start -->"):
+        with pytest.raises(ValueError, match="expected one"):
+            weights_table.replace_between(broken, markers, "x")
+
+
+def test_weights_table_summary_names_set5_once_in_the_order_given() -> None:
+    assert weights_table.summary({4: 31.8134, 3: 34.0756, 2: 37.7187}) == "x4 Set5 31.81 dB, x3 34.08, x2 37.72"
+    with pytest.raises(ValueError):
+        weights_table.summary({})
+
+
+def test_readme_quality_summary_matches_the_shipped_weights() -> None:
+    """README's figures are the ones the shipped files were measured at: rerun weights_table.py after shipping."""
+    set5 = weights_table.shipped_set5()
+    if not set5:
+        pytest.skip("no shipped quality weights in this checkout")
+    readme = (BENCHMARKS.parent / "README.md").read_text()
+    start, end = weights_table.SUMMARY
+    written = readme.partition(start)[2].partition(end)[0]
+    assert written == weights_table.summary(set5)
