@@ -51,12 +51,10 @@ def shipped_set5() -> dict[int, float]:
 
 def summary(set5_psnr: dict[int, float]) -> str:
     """'x4 Set5 31.81 dB, x3 34.08, x2 37.72', in the order given (two decimals, as papers print)."""
-    parts = [f"x{scale} {psnr:.2f}" for scale, psnr in set5_psnr.items()]
-    if not parts:
+    if not set5_psnr:
         raise ValueError("no measured quality model to summarise")
-    first_scale, first_psnr = next(iter(set5_psnr.items()))
-    parts[0] = f"x{first_scale} Set5 {first_psnr:.2f} dB"
-    return ", ".join(parts)
+    (first_scale, first_psnr), *rest = set5_psnr.items()
+    return ", ".join([f"x{first_scale} Set5 {first_psnr:.2f} dB", *(f"x{s} {psnr:.2f}" for s, psnr in rest)])
 
 
 def row(name: str) -> str | None:
