@@ -158,9 +158,9 @@ def test_weights_table_summary_names_set5_once_in_the_order_given() -> None:
 
 def test_readme_quality_summary_matches_the_shipped_weights() -> None:
     """README's figures are the ones the shipped files were measured at: rerun weights_table.py after shipping."""
+    # No skip when nothing is found: the weights are committed, so an empty result is itself a
+    # failure (summary() refuses it), not a checkout to excuse.
     set5 = weights_table.shipped_set5()
-    if not set5:
-        pytest.skip("no shipped quality weights in this checkout")
     readme = (BENCHMARKS.parent / "README.md").read_text()
     start, end = weights_table.SUMMARY
     written = readme.partition(start)[2].partition(end)[0]
