@@ -2,8 +2,8 @@
 
     python benchmarks/weights_table.py
 
-It rewrites weights/README.md's table and README.md's one-line quality summary, each between its
-pair of markers, so neither is copied out by hand.
+It rewrites weights/README.md's table, README.md's one-line quality summary and README.md's range of
+training hours, each between its pair of markers, so none is copied out by hand.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from streamsr.train.trainer import lineage_totals
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ("<!-- table:start -->", "<!-- table:end -->")
 SUMMARY = ("<!-- quality:start -->", "<!-- quality:end -->")
+HOURS = ("<!-- hours:start -->", "<!-- hours:end -->")
 # The quality models, in the order README names them (x4 first: it is the figure papers lead with).
 SUMMARY_MODELS = ("safdn-x4", "safdn-x3", "safdn-x2")
 
@@ -57,6 +58,24 @@ def summary(set5_psnr: dict[int, float]) -> str:
     return ", ".join([f"x{first_scale} Set5 {first_psnr:.2f} dB", *(f"x{s} {psnr:.2f}" for s, psnr in rest)])
 
 
+def shipped_hours() -> list[float]:
+    """CPU hours behind each shipped file, counting the runs it was continued from."""
+    hours = []
+    for name in CATALOG:
+        path = find_weights(name)
+        record = json.loads(read_metadata(path).get("training", "{}")) if path else {}
+        if record:
+            hours.append(lineage_totals(record)[1] / 3600)
+    return hours
+
+
+def hours_range(hours: list[float]) -> str:
+    """'0.4–40.6': the least and most training any shipped file had, in hours."""
+    if not hours:
+        raise ValueError("no shipped file records its training")
+    return f"{min(hours):.1f}–{max(hours):.1f}"
+
+
 def row(name: str) -> str | None:
     path = find_weights(name)
     if path is None:
@@ -87,11 +106,11 @@ def main() -> None:
     ])
     weights_readme = ROOT / "weights" / "README.md"
     weights_readme.write_text(replace_between(weights_readme.read_text(), TABLE, f"\n{table}\n"))
-    line = summary(shipped_set5())
+    line, hours = summary(shipped_set5()), hours_range(shipped_hours())
     readme = ROOT / "README.md"
-    readme.write_text(replace_between(readme.read_text(), SUMMARY, line))
+    readme.write_text(replace_between(replace_between(readme.read_text(), SUMMARY, line), HOURS, hours))
     print(table)
-    print(f"README: {line}")
+    print(f"README: {line}; trained for {hours} hours")
 
 
 if __name__ == "__main__":

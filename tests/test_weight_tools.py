@@ -156,12 +156,21 @@ def test_weights_table_summary_names_set5_once_in_the_order_given() -> None:
         weights_table.summary({})
 
 
-def test_readme_quality_summary_matches_the_shipped_weights() -> None:
-    """README's figures are the ones the shipped files were measured at: rerun weights_table.py after shipping."""
+def test_weights_table_hours_range_spans_least_to_most() -> None:
+    assert weights_table.hours_range([28.33, 0.40083, 40.5889, 0.92]) == "0.4–40.6"
+    with pytest.raises(ValueError):
+        weights_table.hours_range([])
+
+
+def test_readme_figures_match_the_shipped_weights() -> None:
+    """README's quality and hours are those stamped in the shipped files: rerun weights_table.py after shipping."""
     # No skip when nothing is found: the weights are committed, so an empty result is itself a
-    # failure (summary() refuses it), not a checkout to excuse.
-    set5 = weights_table.shipped_set5()
+    # failure (summary() and hours_range() refuse it), not a checkout to excuse.
     readme = (BENCHMARKS.parent / "README.md").read_text()
-    start, end = weights_table.SUMMARY
-    written = readme.partition(start)[2].partition(end)[0]
-    assert written == weights_table.summary(set5)
+
+    def written(markers: tuple[str, str]) -> str:
+        start, end = markers
+        return readme.partition(start)[2].partition(end)[0]
+
+    assert written(weights_table.SUMMARY) == weights_table.summary(weights_table.shipped_set5())
+    assert written(weights_table.HOURS) == weights_table.hours_range(weights_table.shipped_hours())
