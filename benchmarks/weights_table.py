@@ -37,17 +37,17 @@ def replace_between(text: str, markers: tuple[str, str], body: str) -> str:
     return f"{head}{start}{body}{end}{tail}"
 
 
-def measured(name: str) -> dict:
-    """The quality a named model's shipped file was stamped with ({} when there is no file)."""
+def stamped(name: str, key: str) -> dict:
+    """One JSON record ("quality", "training") of a named model's shipped file ({} when there is none)."""
     path = find_weights(name)
     if path is None:
         return {}
-    return json.loads(read_metadata(path).get("quality", "{}"))
+    return json.loads(read_metadata(path).get(key, "{}"))
 
 
 def shipped_set5() -> dict[int, float]:
     """Set5 PSNR of each shipped quality model, by scale, in README's order."""
-    return {CATALOG[n].scale: q["Set5"]["psnr"] for n in SUMMARY_MODELS if "Set5" in (q := measured(n))}
+    return {CATALOG[n].scale: q["Set5"]["psnr"] for n in SUMMARY_MODELS if "Set5" in (q := stamped(n, "quality"))}
 
 
 def summary(set5_psnr: dict[int, float]) -> str:
@@ -60,13 +60,7 @@ def summary(set5_psnr: dict[int, float]) -> str:
 
 def shipped_hours() -> list[float]:
     """CPU hours behind each shipped file, counting the runs it was continued from."""
-    hours = []
-    for name in CATALOG:
-        path = find_weights(name)
-        record = json.loads(read_metadata(path).get("training", "{}")) if path else {}
-        if record:
-            hours.append(lineage_totals(record)[1] / 3600)
-    return hours
+    return [lineage_totals(record)[1] / 3600 for name in CATALOG if (record := stamped(name, "training"))]
 
 
 def hours_range(hours: list[float]) -> str:
