@@ -14,7 +14,7 @@ import time
 import torch
 
 from streamsr.models import build_model
-from streamsr.train.losses import L1FFTLoss
+from streamsr.train.losses import PixelFFTLoss
 
 SHAPES = ((16, 48), (8, 48), (4, 48), (32, 24))  # (batch, LR patch)
 
@@ -25,7 +25,7 @@ def step_seconds(model_name: str, batch: int, patch: int, channels_last: bool) -
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=layout)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    loss_fn = L1FFTLoss(0.05)
+    loss_fn = PixelFFTLoss(0.05)
     s = model.scale
     lr = torch.rand(batch, 3, patch, patch).contiguous(memory_format=layout)
     hr = torch.rand(batch, 3, patch * s, patch * s)

@@ -14,6 +14,7 @@ from click.core import ParameterSource
 from tqdm import tqdm
 
 from . import __version__
+from .config import PIXEL_LOSSES
 from .engine import DEVICES, PRECISIONS
 from .errors import StreamSRError
 from .io import DECODERS
@@ -344,6 +345,8 @@ def models_command() -> None:
 @click.option("--patch", type=int, help="LR patch side in pixels.")
 @click.option("--lr", type=float)
 @click.option("--fft-weight", type=float)
+@click.option("--pixel-loss", type=click.Choice(PIXEL_LOSSES),
+              help="l2 (mean squared error) optimises PSNR itself: for a last low-rate fine-tune.")
 @click.option("--val-every", type=int)
 @click.option("--threads", type=int, help="torch threads (0: all cores).")
 @click.option("--seed", type=int,

@@ -14,6 +14,9 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 
+PIXEL_LOSSES = ("l1", "l2")
+"""Pixel losses `streamsr train` offers (TrainConfig.pixel_loss)."""
+
 
 def _check_type(name: str, value: Any, annotation: Any) -> Any:
     """Validate (and lightly coerce: int -> float, list -> tuple) one value against a type."""
@@ -99,7 +102,9 @@ class TrainConfig:
     warmup: int = 200
     ema: float = 0.999
     fft_weight: float = 0.0
-    """Weight of the L1 loss on FFT amplitudes/phases added to the pixel L1 (0 disables)."""
+    """Weight of the L1 loss on FFT amplitudes/phases added to the pixel loss (0 disables)."""
+    pixel_loss: str = "l1"
+    """"l1", or "l2" (mean squared error, what PSNR measures: a last low-rate fine-tune)."""
     val_every: int = 500
     checkpoint_every: int = 250
     threads: int = 0
@@ -116,3 +121,5 @@ class TrainConfig:
             raise ValueError("minutes must be 0 (no budget) or positive")
         if not 0 <= self.ema < 1:
             raise ValueError("ema must be in [0, 1)")
+        if self.pixel_loss not in PIXEL_LOSSES:
+            raise ValueError(f"pixel_loss must be one of {', '.join(PIXEL_LOSSES)}, not {self.pixel_loss!r}")

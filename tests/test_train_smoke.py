@@ -14,6 +14,7 @@ from streamsr.config import TrainConfig, from_mapping, read_toml
 from streamsr.errors import ConfigError
 from streamsr.io.images import write_png
 from streamsr.models import CATALOG, load_model
+from streamsr.train.losses import PixelFFTLoss
 from streamsr.train.trainer import Trainer, learning_rate, training_summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +94,29 @@ def test_loss_falls_on_a_fixed_batch(image_dir: Path, tmp_path: Path) -> None:
     lr, hr = trainer.bank().sample(4)
     losses = [trainer.step(lr, hr) for _ in range(30)]
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+
+
+def test_pixel_losses_measure_what_their_names_say() -> None:
+    hr = torch.rand(2, 3, 8, 8)
+    sr = hr.clone()
+    sr[:, :, :4] += 0.2  # half the pixels off by 0.2: L1 0.1, mean squared error 0.02
+    assert PixelFFTLoss(pixel="l1")(sr, hr).item() == pytest.approx(0.1)
+    assert PixelFFTLoss(pixel="l2")(sr, hr).item() == pytest.approx(0.02)
+    assert PixelFFTLoss(0.05, pixel="l2")(sr, hr).item() > 0.02  # the spectral term adds on
+    assert PixelFFTLoss(0.05, pixel="l2")(hr, hr).item() == 0.0
+    with pytest.raises(ValueError, match="l1, l2"):
+        PixelFFTLoss(pixel="huber")
+
+
+def test_an_l2_fine_tune_trains_from_the_cli_and_is_recorded(image_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "l2"
+    result = CliRunner().invoke(cli, ["train", "--model", "safdn-rt-x2", "--data", str(image_dir), "--val", str(image_dir),
+                                      "--out", str(out), "--iterations", "2", "--batch", "2", "--patch", "16",
+                                      "--pixel-loss", "l2", "--fft-weight", "0"])
+    assert result.exit_code == 0, result.output
+    assert training_summary(out / "final.safetensors")["recipe"]["pixel_loss"] == "l2"
+    with pytest.raises(ConfigError, match="pixel_loss"):
+        _cfg(image_dir, tmp_path, pixel_loss="huber")
 
 
 def test_resume_restores_state_exactly(image_dir: Path, tmp_path: Path) -> None:

@@ -5,20 +5,28 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..config import PIXEL_LOSSES
 
-class L1FFTLoss(nn.Module):
-    """Pixel L1 plus `fft_weight` times the L1 distance of the 2-D FFTs (real and imaginary).
 
-    The frequency term pushes high-frequency detail that plain L1 averages away.
+class PixelFFTLoss(nn.Module):
+    """A pixel loss (L1, or L2 = mean squared error) plus `fft_weight` times the L1 distance of the
+    2-D FFTs (real and imaginary).
+
+    L1 is the usual SR training loss (robust, sharper early on); L2 is exactly what PSNR measures,
+    which is why it is the customary loss for a last, low-rate fine-tune. The frequency term pushes
+    high-frequency detail that a pixel loss averages away.
     """
 
-    def __init__(self, fft_weight: float = 0.0) -> None:
+    def __init__(self, fft_weight: float = 0.0, pixel: str = "l1") -> None:
         super().__init__()
-        self.fft_weight = fft_weight
+        if pixel not in PIXEL_LOSSES:
+            raise ValueError(f"pixel loss must be one of {', '.join(PIXEL_LOSSES)}, not {pixel!r}")
+        self.fft_weight, self.pixel = fft_weight, pixel
 
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
-        loss = (sr - hr).abs().mean()
+        diff = sr - hr
+        loss = diff.abs().mean() if self.pixel == "l1" else diff.square().mean()
         if self.fft_weight > 0:
-            diff = torch.fft.rfft2(sr.float()) - torch.fft.rfft2(hr.float())
-            loss = loss + self.fft_weight * torch.view_as_real(diff).abs().mean()
+            spectral = torch.fft.rfft2(sr.float()) - torch.fft.rfft2(hr.float())
+            loss = loss + self.fft_weight * torch.view_as_real(spectral).abs().mean()
         return loss

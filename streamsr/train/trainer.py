@@ -1,4 +1,4 @@
-"""The training loop: L1 (+FFT) loss, Adam, warm-up + cosine schedule, EMA, resumable checkpoints."""
+"""The training loop: L1 or L2 (+FFT) loss, Adam, warm-up + cosine schedule, EMA, resumable checkpoints."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ..config import TrainConfig
 from ..models import CATALOG, build_model, load_weights, read_metadata, save_weights
 from .data import PairBank, find_images
 from .evaluate import evaluate_set, module_upscaler
-from .losses import L1FFTLoss
+from .losses import PixelFFTLoss
 
 Log = Callable[[str], None]
 
@@ -80,7 +80,7 @@ class Trainer:
         self.model = self.model.to(self.device, memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
-        self.loss_fn = L1FFTLoss(cfg.fft_weight)
+        self.loss_fn = PixelFFTLoss(cfg.fft_weight, cfg.pixel_loss)
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.iteration = 0
