@@ -346,7 +346,7 @@ def models_command() -> None:
 @click.option("--lr", type=float)
 @click.option("--fft-weight", type=float)
 @click.option("--pixel-loss", type=click.Choice(PIXEL_LOSSES),
-              help="l2 (mean squared error) optimises PSNR itself: for a last low-rate fine-tune.")
+              help="l2: mean squared error, what PSNR measures (as a fine-tune it scored below l1 + FFT: docs/benchmarks.md).")
 @click.option("--val-every", type=int)
 @click.option("--threads", type=int, help="torch threads (0: all cores).")
 @click.option("--seed", type=int,

@@ -104,7 +104,8 @@ class TrainConfig:
     fft_weight: float = 0.0
     """Weight of the L1 loss on FFT amplitudes/phases added to the pixel loss (0 disables)."""
     pixel_loss: str = "l1"
-    """"l1", or "l2" (mean squared error, what PSNR measures: a last low-rate fine-tune)."""
+    """"l1", or "l2" (mean squared error, what PSNR measures). An L2 fine-tune of the shipped x3/x4
+    scored below L1 + FFT on every set (docs/benchmarks.md), so the recipes use L1."""
     val_every: int = 500
     checkpoint_every: int = 250
     threads: int = 0

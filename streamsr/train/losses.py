@@ -12,9 +12,9 @@ class PixelFFTLoss(nn.Module):
     """A pixel loss (L1, or L2 = mean squared error) plus `fft_weight` times the L1 distance of the
     2-D FFTs (real and imaginary).
 
-    L1 is the usual SR training loss (robust, sharper early on); L2 is exactly what PSNR measures,
-    which is why it is the customary loss for a last, low-rate fine-tune. The frequency term pushes
-    high-frequency detail that a pixel loss averages away.
+    L1 is the usual SR training loss (robust, sharper); L2 is exactly what PSNR measures, and some
+    papers end with a low-rate L2 fine-tune (ours scored lower: docs/benchmarks.md). The frequency
+    term pushes high-frequency detail that a pixel loss averages away.
     """
 
     def __init__(self, fft_weight: float = 0.0, pixel: str = "l1") -> None:
