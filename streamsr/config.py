@@ -8,14 +8,14 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from .errors import ConfigError
 
 T = TypeVar("T")
 
-PIXEL_LOSSES = ("l1", "l2")
-"""Pixel losses `streamsr train` offers (TrainConfig.pixel_loss)."""
+PixelLoss = Literal["l1", "l2"]
+PIXEL_LOSSES: tuple[str, ...] = typing.get_args(PixelLoss)
 
 
 def _check_type(name: str, value: Any, annotation: Any) -> Any:
@@ -103,7 +103,7 @@ class TrainConfig:
     ema: float = 0.999
     fft_weight: float = 0.0
     """Weight of the L1 loss on FFT amplitudes/phases added to the pixel loss (0 disables)."""
-    pixel_loss: str = "l1"
+    pixel_loss: PixelLoss = "l1"
     """"l1", or "l2" (mean squared error, what PSNR measures). An L2 fine-tune of the shipped x3/x4
     scored below L1 + FFT on every set (docs/benchmarks.md), so the recipes use L1."""
     val_every: int = 500
@@ -122,5 +122,3 @@ class TrainConfig:
             raise ValueError("minutes must be 0 (no budget) or positive")
         if not 0 <= self.ema < 1:
             raise ValueError("ema must be in [0, 1)")
-        if self.pixel_loss not in PIXEL_LOSSES:
-            raise ValueError(f"pixel_loss must be one of {', '.join(PIXEL_LOSSES)}, not {self.pixel_loss!r}")

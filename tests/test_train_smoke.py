@@ -115,6 +115,12 @@ def test_an_l2_fine_tune_trains_from_the_cli_and_is_recorded(image_dir: Path, tm
                                       "--pixel-loss", "l2", "--fft-weight", "0"])
     assert result.exit_code == 0, result.output
     assert training_summary(out / "final.safetensors")["recipe"]["pixel_loss"] == "l2"
+    # The recipe reaches the loss: a step reports the mean squared error of the model's output.
+    trainer = Trainer(_cfg(image_dir, tmp_path / "step", pixel_loss="l2"))
+    lr, hr = trainer.bank().sample(2)
+    with torch.no_grad():
+        expected = (trainer.model(lr.contiguous(memory_format=torch.channels_last)) - hr).square().mean().item()
+    assert trainer.step(lr, hr) == pytest.approx(expected, rel=1e-4)
     with pytest.raises(ConfigError, match="pixel_loss"):
         _cfg(image_dir, tmp_path, pixel_loss="huber")
 
