@@ -29,6 +29,13 @@ def image_dir(tmp_path: Path) -> Path:
     return d
 
 
+def _train_cli(image_dir: Path, out: Path, *flags: str) -> None:
+    """`streamsr train` for two tiny steps (the same recipe as `_cfg`), plus `flags`."""
+    result = CliRunner().invoke(cli, ["train", "--model", "safdn-rt-x2", "--data", str(image_dir), "--val", str(image_dir),
+                                      "--out", str(out), "--iterations", "2", "--batch", "2", "--patch", "16", *flags])
+    assert result.exit_code == 0, result.output
+
+
 def _cfg(image_dir: Path, tmp_path: Path, **kw: object) -> TrainConfig:
     base = {"model": "safdn-rt-x2", "data": (str(image_dir),), "val": str(image_dir), "out": str(tmp_path / "run"),
             "iterations": 2, "batch": 2, "patch": 16, "val_every": 2, "checkpoint_every": 1, "warmup": 1}
@@ -110,16 +117,13 @@ def test_pixel_losses_measure_what_their_names_say() -> None:
 
 def test_an_l2_fine_tune_trains_from_the_cli_and_is_recorded(image_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "l2"
-    result = CliRunner().invoke(cli, ["train", "--model", "safdn-rt-x2", "--data", str(image_dir), "--val", str(image_dir),
-                                      "--out", str(out), "--iterations", "2", "--batch", "2", "--patch", "16",
-                                      "--pixel-loss", "l2", "--fft-weight", "0"])
-    assert result.exit_code == 0, result.output
+    _train_cli(image_dir, out, "--pixel-loss", "l2", "--fft-weight", "0")
     assert training_summary(out / "final.safetensors")["recipe"]["pixel_loss"] == "l2"
     # The recipe reaches the loss: a step reports the mean squared error of the model's output.
     trainer = Trainer(_cfg(image_dir, tmp_path / "step", pixel_loss="l2"))
     lr, hr = trainer.bank().sample(2)
     with torch.no_grad():
-        expected = (trainer.model(lr.contiguous(memory_format=torch.channels_last)) - hr).square().mean().item()
+        expected = (trainer.model(lr) - hr).square().mean().item()
     assert trainer.step(lr, hr) == pytest.approx(expected, rel=1e-4)
     with pytest.raises(ConfigError, match="pixel_loss"):
         _cfg(image_dir, tmp_path, pixel_loss="huber")
@@ -153,10 +157,7 @@ def test_seed_flag_picks_other_crops_and_is_recorded(image_dir: Path, tmp_path: 
     other = Trainer(_cfg(image_dir, tmp_path / "c", seed=7)).bank().sample(2)
     assert torch.equal(first[1], again[1]) and not torch.equal(first[1], other[1])
     out = tmp_path / "cli"
-    result = CliRunner().invoke(cli, ["train", "--model", "safdn-rt-x2", "--data", str(image_dir), "--val", str(image_dir),
-                                      "--out", str(out), "--iterations", "2", "--batch", "2", "--patch", "16",
-                                      "--seed", "7"])
-    assert result.exit_code == 0, result.output
+    _train_cli(image_dir, out, "--seed", "7")
     assert training_summary(out / "final.safetensors")["recipe"]["seed"] == 7
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..config import PIXEL_LOSSES
+from ..config import PIXEL_LOSSES, PixelLoss
 
 
 class PixelFFTLoss(nn.Module):
@@ -17,7 +17,7 @@ class PixelFFTLoss(nn.Module):
     term pushes high-frequency detail that a pixel loss averages away.
     """
 
-    def __init__(self, fft_weight: float = 0.0, pixel: str = "l1") -> None:
+    def __init__(self, fft_weight: float = 0.0, pixel: PixelLoss = "l1") -> None:
         super().__init__()
         if pixel not in PIXEL_LOSSES:
             raise ValueError(f"pixel loss must be one of {', '.join(PIXEL_LOSSES)}, not {pixel!r}")
