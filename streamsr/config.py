@@ -97,6 +97,8 @@ class TrainConfig:
     batch: int = 16
     patch: int = 48
     """LR patch side in pixels (HR patch = patch * scale)."""
+    crop_draws: int = 1
+    """Crop positions drawn per sample, keeping the most detailed (1: uniform crops)."""
     lr: float = 2e-3
     lr_min: float = 1e-5
     warmup: int = 200
@@ -115,7 +117,7 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "batch", "patch", "val_every", "checkpoint_every"):
+        for name in ("iterations", "batch", "patch", "crop_draws", "val_every", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.minutes < 0:

@@ -14,6 +14,7 @@ from streamsr.config import TrainConfig, from_mapping, read_toml
 from streamsr.errors import ConfigError
 from streamsr.io.images import write_png
 from streamsr.models import CATALOG, load_model
+from streamsr.train.data import PairBank, patch_detail
 from streamsr.train.losses import PixelFFTLoss
 from streamsr.train.trainer import Trainer, learning_rate, training_summary
 
@@ -159,6 +160,25 @@ def test_seed_flag_picks_other_crops_and_is_recorded(image_dir: Path, tmp_path: 
     out = tmp_path / "cli"
     _train_cli(image_dir, out, "--seed", "7")
     assert training_summary(out / "final.safetensors")["recipe"]["seed"] == 7
+
+
+def test_crop_draws_favour_detailed_crops_and_are_recorded(tmp_path: Path) -> None:
+    # Left half flat grey, right half noise: a uniform 8-pixel LR crop misses the noise ~44% of the
+    # time; the most detailed of 8 draws (almost) never does.
+    hr = torch.full((3, 64, 128), 128, dtype=torch.uint8)
+    hr[:, :, 64:] = torch.randint(0, 256, (3, 64, 64), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    (tmp_path / "img").mkdir()
+    write_png(hr, tmp_path / "img" / "half.png")
+
+    def flat_share(draws: int) -> float:
+        lr, _ = PairBank([tmp_path / "img" / "half.png"], scale=2, patch=8, crop_draws=draws).sample(64)
+        return sum(patch_detail(x * 255) < 1 for x in lr) / 64
+    assert flat_share(1) > 0.25 and flat_share(8) < 0.05
+    with pytest.raises(ConfigError, match="positive"):
+        from_mapping(TrainConfig, {"crop_draws": 0})
+    out = tmp_path / "cli"
+    _train_cli(tmp_path / "img", out, "--crop-draws", "3")
+    assert training_summary(out / "final.safetensors")["recipe"]["crop_draws"] == 3
 
 
 def test_cosine_schedule() -> None:

@@ -105,7 +105,8 @@ class Trainer:
     def bank(self) -> PairBank:
         if self._bank is None:
             paths = find_images(self.cfg.data)
-            self._bank = PairBank(paths, scale=self.scale, patch=self.cfg.patch, seed=self.cfg.seed)
+            self._bank = PairBank(paths, scale=self.scale, patch=self.cfg.patch, seed=self.cfg.seed,
+                                  crop_draws=self.cfg.crop_draws)
         return self._bank
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -191,7 +192,8 @@ class Trainer:
             self.load_checkpoint()
             self.log(f"resumed at iteration {self.iteration} (best {self.best_psnr:.3f} dB)")
         bank = self.bank()
-        self.log(f"{len(bank)} training images, x{self.scale}, LR patch {cfg.patch}, batch {cfg.batch}")
+        draws = f", most detailed of {cfg.crop_draws} crops" if cfg.crop_draws > 1 else ""
+        self.log(f"{len(bank)} training images, x{self.scale}, LR patch {cfg.patch}, batch {cfg.batch}{draws}")
         window_start, window_its, window_loss = time.perf_counter(), 0, 0.0
         final_val: float | None = None
         while not self.finished:
