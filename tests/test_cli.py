@@ -163,3 +163,48 @@ def test_bench_runs_tiny(tiny_weights: Path, tmp_path: Path) -> None:
         assert stage in text
     data = json.loads(report.read_text())
     assert data["frames"] == 4 and data["output_size"] == "96x64" and data["sr_fps"] > 0 and data["params"] > 0
+
+
+def test_eval_scores_the_self_ensemble_apart(tmp_path: Path, tiny_weights: Path) -> None:
+    """`eval --self-ensemble` labels its figures as the "+" of the model, and never records them in a
+    weight file (`--export` is what the shipping rule reads)."""
+    import json
+
+    import torch
+    from conftest import pattern
+
+    from streamsr.io.images import write_png
+
+    images = tmp_path / "set"
+    images.mkdir()
+    write_png(torch.from_numpy(pattern(48, 40, 0)).permute(2, 0, 1), images / "a.png")
+    code, text = run("eval", "-m", str(tiny_weights), "-s", "2", str(images), "--self-ensemble", "--json", str(tmp_path / "e.json"))
+    assert code == 0, text
+    assert "+ (self-ensemble of 8)" in text.splitlines()[0]
+    assert json.loads((tmp_path / "e.json").read_text())["self_ensemble"] is True
+    code, text = run("eval", "-m", str(tiny_weights), "-s", "2", str(images), "--self-ensemble", "--export", str(tmp_path / "w.safetensors"))
+    assert code != 0 and "--export" in text and not (tmp_path / "w.safetensors").exists()
+
+
+def test_self_ensemble_reaches_the_engine_and_the_batch_fingerprint(clip_mp4: Path, tmp_path: Path, tiny_weights: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from streamsr import pipeline
+    from streamsr.batch import settings_fingerprint
+
+    asked = []
+
+    class SpyUpscaler(pipeline.Upscaler):
+        def __init__(self, *args, **kwargs) -> None:
+            asked.append(kwargs["self_ensemble"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "Upscaler", SpyUpscaler)
+    out = tmp_path / "out.mp4"
+    code, text = run("upscale", str(clip_mp4), "-o", str(out), "--scale", "2", "-m", str(tiny_weights), "--self-ensemble", "--quiet")
+    assert code == 0 and out.exists(), text
+    assert asked == [True]
+    # Its outputs differ, so a batch rerun with the flag redoes files finished without it.
+    cfg = pipeline.UpscaleConfig(scale=2)
+    assert settings_fingerprint(cfg) != settings_fingerprint(replace(cfg, self_ensemble=True))
