@@ -152,6 +152,15 @@ def test_cuda_graph_replay_matches_eager() -> None:
 
 
 @pytest.mark.needs_cuda
+def test_self_ensemble_in_fp16_with_cuda_graphs_matches_fp32_on_the_cpu() -> None:
+    desc = _descriptor()
+    x = torch.rand(3, 3, 40, 56)
+    ref = Upscaler(desc, device="cpu", precision="fp32", self_ensemble=True)(x)
+    fast = Upscaler(desc, device="cuda", precision="fp16", batch=2, cuda_graphs=True, self_ensemble=True)
+    torch.testing.assert_close(fast(x.cuda()).cpu(), ref, atol=2e-3, rtol=0)
+
+
+@pytest.mark.needs_cuda
 def test_auto_batch_on_cuda_uses_free_memory() -> None:
     up = Upscaler(_descriptor(), device="cuda", precision="fp16", batch=0)
     n = up.batch_for(270, 480)
