@@ -80,6 +80,9 @@ def case(name: str, scale: int, size: tuple[int, int], frames: int, tmp: Path, d
         row["sr_fp16_overlap_graphs_fps"] = timed(lambda: sum(len(b) for b in graphed.stream(iter(decoded))))
         auto = Upscaler(f"safdn-x{scale}", device=device, precision="fp16", batch=0)
         row["auto_batch"] = auto.batch_for(size[1], size[0])
+    # The price of --self-ensemble (eight model runs a frame), beside the plain rows of that precision.
+    ensemble = Upscaler(f"safdn-x{scale}", device=device, precision=precisions[-1], batch=batch, self_ensemble=True)
+    row[f"sr_{precisions[-1]}_self_ensemble_fps"] = timed(lambda: sum(len(b) for b in ensemble.stream(iter(decoded))))
     up = Upscaler(f"safdn-x{scale}", device=device, precision=precisions[-1], batch=batch)
     upscaled = list(up.stream(iter(decoded)))
     # x264 names map onto NVENC's p-presets when auto picks NVENC (veryfast -> p2).
