@@ -5,7 +5,7 @@
 #   SCALES="4" MINUTES=7 bash benchmarks/gpu_train.sh
 #   SCALES="2 4" MINUTES=3.5 bash benchmarks/gpu_train.sh
 # The cosine schedule runs over MINUTES of training steps (`streamsr train --minutes`), so the
-# learning rate has decayed when the time is up; validation on Set5 adds a few seconds.
+# learning rate has decayed when the time is up; validation on Set5 and Set14 adds a few seconds.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}; mkdir -p "$OUT"
@@ -18,9 +18,9 @@ fi
 for s in $SCALES; do
   timeout "$(python3 -c "print(int($MINUTES * 60 + 180))")" python3 -m streamsr train -c "pipelines/train-safdn-x$s.toml" \
     --init "weights/safdn-x$s.safetensors" --out "$OUT/run-x$s" --iterations 10000000 --minutes "$MINUTES" \
-    --batch "$BATCH" --lr "$LR" --val-every 500 --data .data/train --val .data/Set5 2>&1 | tee "$OUT/train-x$s.log"
+    --batch "$BATCH" --lr "$LR" --val-every 500 --data .data/train --val .data/Set5 --val .data/Set14 2>&1 | tee "$OUT/train-x$s.log"
   cp "$OUT/run-x$s/best.safetensors" "$OUT/safdn-x$s.safetensors" 2>/dev/null || echo "x$s: no weights written" >&2
-  # The final EMA too: with Set5 (5 images) choosing, the best-on-Set5 file is not always the better one.
+  # The final EMA too: with 19 validation images choosing, the best file is not always the better one.
   cp "$OUT/run-x$s/final.safetensors" "$OUT/safdn-x$s.final.safetensors" 2>/dev/null || true
 done
 # Only files two folders down come back, and at most 8: keep the weights and logs, drop checkpoints.

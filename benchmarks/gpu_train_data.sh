@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Packs training data a device call can carry (the whole tree it sends is capped at 64 MiB, and
 # ../shared/data/train alone is ~77 MB): a seeded random subset of the training images up to
-# BUDGET_MB, plus Set5 for validation, into .data/ (ignored by git via .git/info/exclude).
+# BUDGET_MB, plus Set5 and Set14 (~6 MB) for validation, into .data/ (ignored by git via .git/info/exclude).
 #   bash benchmarks/gpu_train_data.sh            # then: run(..., carry=[".data"])
 set -euo pipefail
 cd "$(dirname "$0")/.."
-src=${SRC:-../shared/data}; budget=${BUDGET_MB:-45}
+src=${SRC:-../shared/data}; budget=${BUDGET_MB:-40}
 grep -qx '/.data/' .git/info/exclude 2>/dev/null || echo '/.data/' >> .git/info/exclude
-rm -rf .data && mkdir -p .data/train .data/Set5
+rm -rf .data && mkdir -p .data/train .data/Set5 .data/Set14
 cp "$src"/bench/Set5/* .data/Set5/
+cp "$src"/bench/Set14/* .data/Set14/
 python3 - "$src/train" .data/train "$budget" <<'PY'
 import random, shutil, sys
 from pathlib import Path

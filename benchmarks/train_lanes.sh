@@ -3,8 +3,9 @@
 # own core (one 2-thread job is slower than two 1-thread jobs here), niced, each starting from
 # shipped weights with a time budget so both finish when the working session needs them:
 #   TAG=s7 MINUTES=130 bash benchmarks/train_lanes.sh    # then: streamsr eval ... --export weights/...
-# Evaluate both runs/<name>/best.safetensors (best on Set5) and final.safetensors (the EMA at the
-# end): the 5 images of Set5 can pick a checkpoint that is worse on the larger sets (weights/README.md).
+# Evaluate both runs/<name>/best.safetensors (best on the recipe's validation sets, Set5 and Set14)
+# and final.safetensors (the EMA at the end): a few images can pick a checkpoint that is worse on the
+# larger sets (weights/README.md).
 # `python benchmarks/compare_weights.py weights/<file> <exported file>` applies the shipping rule.
 # Rerunning resumes each lane from its checkpoint (runs/<name>/last.pt); the schedule follows the
 # time already spent. Pause both with `pkill -STOP -f "streamsr train"` while measuring anything.

@@ -339,7 +339,7 @@ def models_command() -> None:
 @click.option("--init", help="Weights to start from (shapes that differ are skipped).")
 @click.option("--out", help="Run folder for checkpoints and the best and final weights.")
 @click.option("--data", multiple=True, help="Folder of HR training images (repeatable).")
-@click.option("--val", help="Folder of HR validation images.")
+@click.option("--val", multiple=True, help="Folder of HR validation images (repeatable: the mean PSNR picks the best).")
 @click.option("--device", type=click.Choice(DEVICES), help="auto: CUDA if present.")
 @click.option("--iterations", type=int)
 @click.option("--minutes", type=float,
@@ -372,7 +372,7 @@ def train(config_path: Path | None, resume: bool, **overrides: Any) -> None:
     cfg = from_mapping(TrainConfig, data, where=str(config_path or "options"))
     trainer = Trainer(cfg, log=lambda line: click.echo(line, file=sys.stdout))
     best = trainer.fit(resume=resume)
-    click.echo(f"best weights: {best} ({trainer.best_psnr:.3f} dB on {Path(cfg.val).name}); "
+    click.echo(f"best weights: {best} ({trainer.best_psnr:.3f} dB on {cfg.val_name}); "
                f"final weights: {trainer.final_path}")
 
 

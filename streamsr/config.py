@@ -84,8 +84,9 @@ class TrainConfig:
     """Catalog name whose architecture is trained (its scale is the training scale)."""
     data: tuple[str, ...] = ("../shared/data/train",)
     """Folders of HR training images (searched recursively)."""
-    val: str = "../shared/data/bench/Set5"
-    """Folder of HR validation images, evaluated with the EMA weights."""
+    val: str | tuple[str, ...] = "../shared/data/bench/Set5"
+    """Folder(s) of HR validation images, evaluated with the EMA weights. With several, the mean of
+    their PSNRs picks the best weights, so a gain on five Set5 images alone does not (weights/README.md)."""
     init: str = ""
     """Weights to start from; tensors whose shapes differ (the upsampler, across scales) are skipped."""
     out: str = "runs/safdn-x2"
@@ -124,3 +125,14 @@ class TrainConfig:
             raise ValueError("minutes must be 0 (no budget) or positive")
         if not 0 <= self.ema < 1:
             raise ValueError("ema must be in [0, 1)")
+        if not self.val_folders:
+            raise ValueError("val needs at least one folder")
+
+    @property
+    def val_folders(self) -> tuple[str, ...]:
+        return (self.val,) if isinstance(self.val, str) else self.val
+
+    @property
+    def val_name(self) -> str:
+        """The validation sets by folder name, e.g. "Set5" or "Set5+Set14"."""
+        return "+".join(Path(v).name for v in self.val_folders)

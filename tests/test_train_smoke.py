@@ -15,6 +15,7 @@ from streamsr.errors import ConfigError
 from streamsr.io.images import write_png
 from streamsr.models import CATALOG, load_model
 from streamsr.train.data import PairBank, patch_detail
+from streamsr.train.evaluate import evaluate_set, module_upscaler
 from streamsr.train.losses import PixelFFTLoss
 from streamsr.train.trainer import Trainer, learning_rate, training_summary
 
@@ -179,6 +180,24 @@ def test_crop_draws_favour_detailed_crops_and_are_recorded(tmp_path: Path) -> No
     out = tmp_path / "cli"
     _train_cli(tmp_path / "img", out, "--crop-draws", "3")
     assert training_summary(out / "final.safetensors")["recipe"]["crop_draws"] == 3
+
+
+def test_several_validation_sets_are_averaged_each_counted_once(image_dir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    write_png(torch.from_numpy(pattern(64, 56, 5)).permute(2, 0, 1), other / "a.png")
+    logs: list[str] = []
+    trainer = Trainer(_cfg(image_dir, tmp_path, val=[str(image_dir), str(other)]), log=logs.append)
+    trainer.fit()
+    upscale = module_upscaler(trainer.ema)
+    each = [evaluate_set(d, upscale, scale=2).psnr for d in (image_dir, other)]
+    assert abs(each[0] - each[1]) > 0.01  # the sets differ, so the mean below needs both
+    record = training_summary(trainer.final_path)
+    assert record["val_set"] == "imgs+other" and record["val_psnr"] == round(sum(each) / 2, 3)
+    assert any(f"val imgs+other {sum(each) / 2:.3f} dB" in line and f"[imgs {each[0]:.3f}, other {each[1]:.3f}]" in line
+               for line in logs)
+    with pytest.raises(ConfigError, match="at least one folder"):
+        _cfg(image_dir, tmp_path, val=[])
 
 
 def test_cosine_schedule() -> None:

@@ -85,6 +85,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.iteration = 0
         self.best_psnr = -math.inf
+        self.last_val_scores: dict[str, float] = {}
         self.train_seconds = 0.0
         self._bank: PairBank | None = None
 
@@ -164,8 +165,11 @@ class Trainer:
         return loss.item()
 
     def validate(self) -> float:
-        score = evaluate_set(self.cfg.val, module_upscaler(self.ema, device=self.device), scale=self.scale)
-        return score.psnr
+        """The EMA's PSNR on the validation set(s): their mean, each set counted once."""
+        upscale = module_upscaler(self.ema, device=self.device)
+        scores = [evaluate_set(folder, upscale, scale=self.scale).psnr for folder in self.cfg.val_folders]
+        self.last_val_scores = {Path(folder).name: psnr for folder, psnr in zip(self.cfg.val_folders, scores, strict=True)}
+        return sum(scores) / len(scores)
 
     def training_record(self, val_psnr: float) -> dict[str, Any]:
         return {
@@ -174,7 +178,7 @@ class Trainer:
             "total_iterations": self.prior_iterations + self.iteration,
             "total_train_seconds": round(self.prior_seconds + self.train_seconds),
             "data": list(self.cfg.data),
-            "val_set": Path(self.cfg.val).name,
+            "val_set": self.cfg.val_name,
             "val_psnr": round(val_psnr, 3),
             "recipe": dataclasses.asdict(self.cfg),
         }
@@ -218,7 +222,10 @@ class Trainer:
                                  extra={"training": self.training_record(val)})
                 if last:
                     final_val = val
-                self.log(f"it {it} val {Path(cfg.val).name} {val:.3f} dB (best {self.best_psnr:.3f})")
+                per_set = ""
+                if len(self.last_val_scores) > 1:
+                    per_set = " [" + ", ".join(f"{name} {psnr:.3f}" for name, psnr in self.last_val_scores.items()) + "]"
+                self.log(f"it {it} val {cfg.val_name} {val:.3f} dB (best {self.best_psnr:.3f}){per_set}")
             if it % cfg.checkpoint_every == 0 or last:
                 self.save_checkpoint()
         if final_val is None and not self.final_path.exists():
