@@ -346,7 +346,8 @@ def models_command() -> None:
               help="Training-time budget: the schedule ends when it is spent (or at --iterations, if sooner).")
 @click.option("--batch", type=int)
 @click.option("--patch", type=int, help="LR patch side in pixels.")
-@click.option("--crop-draws", type=int, help="Crop positions drawn per sample, keeping the most detailed (1: uniform).")
+@click.option("--crop-draws", type=int,
+              help="Crop positions drawn per sample, keeping the most detailed (1: uniform; 3 as a fine-tune did not help: docs/benchmarks.md).")
 @click.option("--lr", type=float)
 @click.option("--fft-weight", type=float)
 @click.option("--pixel-loss", type=click.Choice(PIXEL_LOSSES),
