@@ -152,7 +152,6 @@ class Upscaler:
         self.batch, self.tile, self.tile_overlap = batch, tile, tile_overlap
         self.overlap = overlap
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
-        self.self_ensemble = self_ensemble
         self._graph: CUDAGraphRunner | None = None
         self._auto_batch: dict[tuple[int, int], int] = {}
         self._feat = int(self.model.hparams.get("feat", 48))

@@ -89,7 +89,7 @@ class PairBank:
         for _ in range(self.crop_draws):
             y = int(self._rng.integers(0, lr_img.shape[1] - p + 1))
             x = int(self._rng.integers(0, lr_img.shape[2] - p + 1))
-            if self.crop_draws == 1:
+            if self.crop_draws == 1:  # uniform: nothing to compare, and the draws of earlier runs
                 return y, x
             detail = patch_detail(lr_img[:, y : y + p, x : x + p])
             if detail > best_detail:

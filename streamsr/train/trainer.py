@@ -85,7 +85,6 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.iteration = 0
         self.best_psnr = -math.inf
-        self.last_val_scores: dict[str, float] = {}
         self.train_seconds = 0.0
         self._bank: PairBank | None = None
 
@@ -164,12 +163,14 @@ class Trainer:
         self.iteration += 1
         return loss.item()
 
-    def validate(self) -> float:
-        """The EMA's PSNR on the validation set(s): their mean, each set counted once."""
+    def validate_sets(self) -> list[tuple[str, float]]:
+        """(folder name, PSNR of the EMA) for each validation folder."""
         upscale = module_upscaler(self.ema, device=self.device)
-        scores = [evaluate_set(folder, upscale, scale=self.scale).psnr for folder in self.cfg.val_folders]
-        self.last_val_scores = {Path(folder).name: psnr for folder, psnr in zip(self.cfg.val_folders, scores, strict=True)}
-        return sum(scores) / len(scores)
+        return [(Path(folder).name, evaluate_set(folder, upscale, scale=self.scale).psnr) for folder in self.cfg.val_folders]
+
+    def validate(self) -> float:
+        """The EMA's validation PSNR: the mean over the validation sets, each counted once."""
+        return _mean_psnr(self.validate_sets())
 
     def training_record(self, val_psnr: float) -> dict[str, Any]:
         return {
@@ -215,17 +216,16 @@ class Trainer:
                 window_start, window_its, window_loss = time.perf_counter(), 0, 0.0
             last = self.finished
             if it % cfg.val_every == 0 or last:
-                val = self.validate()
+                per_set = self.validate_sets()
+                val = _mean_psnr(per_set)
                 if val > self.best_psnr:
                     self.best_psnr = val
                     save_weights(self.ema, self.best_path, arch=self.entry.arch,
                                  extra={"training": self.training_record(val)})
                 if last:
                     final_val = val
-                per_set = ""
-                if len(self.last_val_scores) > 1:
-                    per_set = " [" + ", ".join(f"{name} {psnr:.3f}" for name, psnr in self.last_val_scores.items()) + "]"
-                self.log(f"it {it} val {cfg.val_name} {val:.3f} dB (best {self.best_psnr:.3f}){per_set}")
+                each = " [" + ", ".join(f"{name} {psnr:.3f}" for name, psnr in per_set) + "]" if len(per_set) > 1 else ""
+                self.log(f"it {it} val {cfg.val_name} {val:.3f} dB (best {self.best_psnr:.3f}){each}")
             if it % cfg.checkpoint_every == 0 or last:
                 self.save_checkpoint()
         if final_val is None and not self.final_path.exists():
@@ -235,6 +235,10 @@ class Trainer:
             save_weights(self.ema, self.final_path, arch=self.entry.arch,
                          extra={"training": self.training_record(final_val)})
         return self.best_path
+
+
+def _mean_psnr(per_set: list[tuple[str, float]]) -> float:
+    return sum(psnr for _, psnr in per_set) / len(per_set)
 
 
 def training_summary(path: str | Path) -> dict[str, Any]:
