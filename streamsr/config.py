@@ -109,6 +109,10 @@ class TrainConfig:
     pixel_loss: PixelLoss = "l1"
     """"l1", or "l2" (mean squared error, what PSNR measures). An L2 fine-tune of the shipped x3/x4
     scored below L1 + FFT on every set (docs/benchmarks.md), so the recipes use L1."""
+    teacher: str = ""
+    """Weights whose self-ensemble (mean over 8 flips/rotations) is blended into the target; "": none."""
+    teacher_weight: float = 0.5
+    """With a teacher, the target is (1 - w) * HR + w * the teacher's ensemble output (0 < w <= 1)."""
     val_every: int = 500
     checkpoint_every: int = 250
     threads: int = 0
@@ -123,6 +127,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive")
         if self.minutes < 0:
             raise ValueError("minutes must be 0 (no budget) or positive")
+        if not 0 < self.teacher_weight <= 1:
+            raise ValueError("teacher_weight must be in (0, 1]")
         if not 0 <= self.ema < 1:
             raise ValueError("ema must be in [0, 1)")
         if not self.val_folders:

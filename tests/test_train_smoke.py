@@ -14,6 +14,7 @@ from streamsr.config import TrainConfig, from_mapping, read_toml
 from streamsr.errors import ConfigError
 from streamsr.io.images import write_png
 from streamsr.models import CATALOG, load_model
+from streamsr.models.ensemble import SelfEnsemble
 from streamsr.train.data import PairBank, patch_detail
 from streamsr.train.evaluate import evaluate_set, module_upscaler
 from streamsr.train.losses import PixelFFTLoss
@@ -180,6 +181,38 @@ def test_crop_draws_favour_detailed_crops_and_are_recorded(tmp_path: Path) -> No
     out = tmp_path / "cli"
     _train_cli(tmp_path / "img", out, "--crop-draws", "3")
     assert training_summary(out / "final.safetensors")["recipe"]["crop_draws"] == 3
+
+
+def test_a_teacher_blends_its_self_ensemble_into_the_targets_once(image_dir: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    teacher = Trainer(_cfg(image_dir, tmp_path / "teacher")).fit()
+    module = load_model(teacher).module
+    plain = Trainer(_cfg(image_dir, tmp_path / "plain")).bank()
+    with torch.no_grad():
+        ensembles = [SelfEnsemble(module)(lr[None].float() / 255)[0].clamp(0, 1) * 255 for lr in plain.lr]
+    assert any((e - h.float()).abs().mean() > 1 for e, h in zip(ensembles, plain.hr, strict=True))
+
+    quarter = Trainer(_cfg(image_dir, tmp_path, out=str(tmp_path / "runs" / "a"), teacher=str(teacher), teacher_weight=0.25)).bank()
+    for hr, ensemble, target in zip(plain.hr, ensembles, quarter.hr, strict=True):
+        assert (target.float() - (0.75 * hr.float() + 0.25 * ensemble)).abs().max() <= 1  # two roundings
+
+    # A second run with the same teacher and images reads the cache instead of running the teacher.
+    def no_teacher_runs(*_: object, **__: object) -> None:
+        raise AssertionError("the teacher ran again")
+    monkeypatch.setattr("streamsr.train.distill.ensemble_outputs", no_teacher_runs)
+    whole = Trainer(_cfg(image_dir, tmp_path, out=str(tmp_path / "runs" / "b"), teacher=str(teacher), teacher_weight=1.0)).bank()
+    for ensemble, target in zip(ensembles, whole.hr, strict=True):
+        assert (target.float() - ensemble).abs().max() <= 1
+    assert [lr.shape for lr in whole.lr] == [lr.shape for lr in plain.lr]
+
+    with pytest.raises(ValueError, match="teacher .* is x2"):
+        Trainer(_cfg(image_dir, tmp_path / "x4", model="safdn-rt-x4", patch=8, teacher=str(teacher))).bank()
+    with pytest.raises(ConfigError, match="teacher_weight"):
+        _cfg(image_dir, tmp_path, teacher=str(teacher), teacher_weight=0)
+    out = tmp_path / "runs" / "cli"  # beside the runs above: it reads their cache too
+    _train_cli(image_dir, out, "--teacher", str(teacher), "--teacher-weight", "0.5")
+    recipe = training_summary(out / "final.safetensors")["recipe"]
+    assert recipe["teacher"] == str(teacher) and recipe["teacher_weight"] == 0.5
 
 
 def test_several_validation_sets_are_averaged_each_counted_once(image_dir: Path, tmp_path: Path) -> None:

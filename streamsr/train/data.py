@@ -53,6 +53,14 @@ class PairBank:
         self._p = area / area.sum()
         self._rng = np.random.default_rng(seed)
 
+    def blend_targets(self, teacher: list[Tensor], weight: float) -> None:
+        """Train towards (1 - weight) * HR + weight * `teacher` (uint8 images the size of the HR ones)."""
+        if len(teacher) != len(self.hr) or any(t.shape != h.shape for t, h in zip(teacher, self.hr, strict=False)):
+            raise ValueError("teacher outputs must match the training images one to one, in shape too")
+        if not 0 < weight <= 1:
+            raise ValueError("the teacher's weight must be in (0, 1]")
+        self.hr = [torch.lerp(h.float(), t.float(), weight).round_().to(torch.uint8) for h, t in zip(self.hr, teacher, strict=True)]
+
     def __len__(self) -> int:
         return len(self.hr)
 

@@ -17,6 +17,7 @@ from torch import nn
 from ..config import TrainConfig
 from ..models import CATALOG, build_model, load_weights, read_metadata, save_weights
 from .data import PairBank, find_images
+from .distill import cached_ensemble_outputs
 from .evaluate import evaluate_set, module_upscaler
 from .losses import PixelFFTLoss
 
@@ -107,6 +108,12 @@ class Trainer:
             paths = find_images(self.cfg.data)
             self._bank = PairBank(paths, scale=self.scale, patch=self.cfg.patch, seed=self.cfg.seed,
                                   crop_draws=self.cfg.crop_draws)
+            if self.cfg.teacher:
+                # Beside the run folders, so every run with this teacher and these images reuses it.
+                cache_dir = self.out.parent / "teacher-cache"
+                outputs = cached_ensemble_outputs(self.cfg.teacher, self._bank.lr, scale=self.scale, cache_dir=cache_dir,
+                                                  device=self.device, log=self.log)
+                self._bank.blend_targets(outputs, self.cfg.teacher_weight)
         return self._bank
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -198,7 +205,8 @@ class Trainer:
             self.log(f"resumed at iteration {self.iteration} (best {self.best_psnr:.3f} dB)")
         bank = self.bank()
         draws = f", most detailed of {cfg.crop_draws} crops" if cfg.crop_draws > 1 else ""
-        self.log(f"{len(bank)} training images, x{self.scale}, LR patch {cfg.patch}, batch {cfg.batch}{draws}")
+        target = f", target {1 - cfg.teacher_weight:g} HR + {cfg.teacher_weight:g} teacher ensemble" if cfg.teacher else ""
+        self.log(f"{len(bank)} training images, x{self.scale}, LR patch {cfg.patch}, batch {cfg.batch}{draws}{target}")
         window_start, window_its, window_loss = time.perf_counter(), 0, 0.0
         final_val: float | None = None
         while not self.finished:
