@@ -15,23 +15,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from ..models.ensemble import SelfEnsemble
-from ..models.weights import load_weights, weights_digest
+from ..engine import Upscaler
+from ..models.weights import weights_digest
 
 
-def ensemble_outputs(module: nn.Module, lr_images: Sequence[Tensor], *, device: torch.device,
+def ensemble_outputs(teacher: Upscaler, lr_images: Sequence[Tensor],
                      on_image: Callable[[int], None] | None = None) -> list[Tensor]:
-    """The self-ensemble of `module` on each uint8 (3, h, w) LR image, as uint8 (3, h*s, w*s) on the CPU."""
-    teacher = SelfEnsemble(module.to(device, memory_format=torch.channels_last).eval())
+    """`teacher`'s output on each uint8 (3, h, w) LR image, as uint8 (3, h*s, w*s) on the CPU."""
     outputs = []
-    with torch.inference_mode():
-        for index, lr in enumerate(lr_images):
-            x = lr.unsqueeze(0).to(device).float().div_(255).contiguous(memory_format=torch.channels_last)
-            outputs.append(teacher(x)[0].clamp_(0, 1).mul_(255).round_().to(torch.uint8).cpu().contiguous())
-            if on_image is not None:
-                on_image(index)
+    for index, lr in enumerate(lr_images):
+        sr = teacher(lr.unsqueeze(0).float().div_(255))[0]
+        outputs.append((sr * 255).round_().to(torch.uint8).cpu().contiguous())
+        if on_image is not None:
+            on_image(index)
     return outputs
 
 
@@ -47,17 +45,18 @@ def images_digest(images: Sequence[Tensor]) -> str:
 def cached_ensemble_outputs(teacher_path: str | Path, lr_images: Sequence[Tensor], *, scale: int, cache_dir: Path,
                             device: torch.device, log: Callable[[str], None]) -> list[Tensor]:
     """`ensemble_outputs` of the weights at `teacher_path`, read from `cache_dir` when made before."""
-    module, _ = load_weights(teacher_path)
-    teacher_scale = getattr(module, "scale", None)
-    if teacher_scale != scale:
-        raise ValueError(f"teacher {teacher_path} is x{teacher_scale}, the model being trained is x{scale}")
+    # The engine's CPU tiling keeps large photographs in cache-sized pieces (whole 5 MP images ran
+    # several times slower, most of it the kernel zeroing fresh pages for huge activations).
+    teacher = Upscaler(teacher_path, device=str(device), precision="fp32", self_ensemble=True)
+    if teacher.scale != scale:
+        raise ValueError(f"teacher {teacher_path} is x{teacher.scale}, the model being trained is x{scale}")
     cache = cache_dir / f"ensemble-x{scale}-{weights_digest(teacher_path)}-{images_digest(lr_images)}.pt"
     if cache.exists():
         log(f"teacher outputs read from {cache}")
         return torch.load(cache, weights_only=True)
     log(f"teacher {teacher_path}: self-ensemble of {len(lr_images)} training images (once; cached in {cache_dir})")
     step = max(1, len(lr_images) // 10)
-    outputs = ensemble_outputs(module, lr_images, device=device, on_image=lambda i: (
+    outputs = ensemble_outputs(teacher, lr_images, on_image=lambda i: (
         log(f"teacher: {i + 1} of {len(lr_images)} images") if (i + 1) % step == 0 else None))
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".pt.part")
