@@ -110,7 +110,8 @@ class TrainConfig:
     """"l1", or "l2" (mean squared error, what PSNR measures). An L2 fine-tune of the shipped x3/x4
     scored below L1 + FFT on every set (docs/benchmarks.md), so the recipes use L1."""
     teacher: str = ""
-    """Weights whose self-ensemble (mean over 8 flips/rotations) is blended into the target; "": none."""
+    """Weights whose self-ensemble (mean over 8 flips/rotations) is blended into the target; "": none.
+    It runs once per training set, cached in `teacher-cache/` beside the `out` folder."""
     teacher_weight: float = 0.5
     """With a teacher, the target is (1 - w) * HR + w * the teacher's ensemble output (0 < w <= 1)."""
     val_every: int = 500
