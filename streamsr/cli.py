@@ -337,6 +337,8 @@ def models_command() -> None:
               help="Training recipe (TOML), e.g. pipelines/train-safdn-x4.toml.")
 @click.option("--model", help="Catalog model to train (its scale is the training scale).")
 @click.option("--init", help="Weights to start from (shapes that differ are skipped).")
+@click.option("--blocks", type=int,
+              help="SAFD blocks (default: the model's); more than --init has grows it, keeping its output at the start.")
 @click.option("--out", help="Run folder for checkpoints and the best and final weights.")
 @click.option("--data", multiple=True, help="Folder of HR training images (repeatable).")
 @click.option("--val", multiple=True, help="Folder of HR validation images (repeatable: the mean PSNR picks the best).")

@@ -87,6 +87,9 @@ class TrainConfig:
     val: str | tuple[str, ...] = "../shared/data/bench/Set5"
     """Folder(s) of HR validation images, evaluated with the EMA weights. With several, the mean of
     their PSNRs picks the best weights, so a gain on five Set5 images alone does not (weights/README.md)."""
+    blocks: int = 0
+    """SAFD blocks in the trained network; 0 keeps the catalog model's. More than `init` has grows
+    it without changing its output: new blocks start as copies of its last, weighted zero by the fuse."""
     init: str = ""
     """Weights to start from; tensors whose shapes differ (the upsampler, across scales) are skipped."""
     out: str = "runs/safdn-x2"
@@ -126,6 +129,8 @@ class TrainConfig:
         for name in ("iterations", "batch", "patch", "crop_draws", "val_every", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.blocks < 0:
+            raise ValueError("blocks must be 0 (the catalog model's) or positive")
         if self.minutes < 0:
             raise ValueError("minutes must be 0 (no budget) or positive")
         if not 0 < self.teacher_weight <= 1:

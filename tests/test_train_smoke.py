@@ -153,6 +153,24 @@ def test_x4_starts_from_x2_body(image_dir: Path, tmp_path: Path) -> None:
     assert x4.model.upsample[0].weight.shape[0] == 3 * 16
 
 
+def test_more_blocks_grow_the_init_without_changing_its_output(image_dir: Path, tmp_path: Path) -> None:
+    small = Trainer(_cfg(image_dir, tmp_path)).fit()  # safdn-rt-x2: 3 blocks
+    source = load_model(small).module
+    grown = Trainer(_cfg(image_dir, tmp_path / "grown", init=str(small), blocks=5)).model
+    assert len(grown.body) == 5
+    torch.testing.assert_close(grown.body[4].fuse.weight, source.body[2].fuse.weight)
+    lr = torch.rand(1, 3, 20, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(lr), source(lr), rtol=0, atol=1e-6)
+    # The run trains and exports the grown network, and the recipe says so.
+    out = tmp_path / "cli"
+    _train_cli(image_dir, out, "--init", str(small), "--blocks", "5")
+    assert len(load_model(out / "final.safetensors").module.body) == 5
+    assert training_summary(out / "final.safetensors")["recipe"]["blocks"] == 5
+    with pytest.raises(ValueError, match="shrink"):
+        Trainer(_cfg(image_dir, tmp_path / "shrunk", init=str(small), blocks=2))
+
+
 def test_seed_flag_picks_other_crops_and_is_recorded(image_dir: Path, tmp_path: Path) -> None:
     # Continuation cycles that share a seed replay the same crops; --seed is how a cycle draws new ones.
     first = Trainer(_cfg(image_dir, tmp_path / "a")).bank().sample(2)

@@ -111,10 +111,11 @@ def list_models() -> list[NamedModel]:
     return list(CATALOG.values())
 
 
-def build_model(name: str) -> torch.nn.Module:
-    """A randomly initialised network with a catalog entry's hyperparameters (for training)."""
+def build_model(name: str, **overrides: int | float) -> torch.nn.Module:
+    """A randomly initialised network with a catalog entry's hyperparameters (for training),
+    any of which `overrides` replaces (e.g. ``blocks=10``)."""
     entry = CATALOG[name]
-    return REGISTRY[entry.arch].cls(**entry.hparams)
+    return REGISTRY[entry.arch].cls(**{**entry.hparams, **overrides})
 
 
 __all__ = [

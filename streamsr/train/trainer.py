@@ -16,6 +16,7 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..models import CATALOG, build_model, load_weights, read_metadata, save_weights
+from ..models.archs.safdn import SAFDN, grown_state
 from .data import PairBank, find_images
 from .distill import cached_ensemble_outputs
 from .evaluate import evaluate_set, module_upscaler
@@ -48,11 +49,15 @@ def learning_rate(cfg: TrainConfig, it: int, seconds: float = 0.0) -> float:
 def load_matching(model: nn.Module, path: str | Path) -> list[str]:
     """Copy every tensor of `path` whose name and shape match `model`; returns the skipped names.
 
-    This is how x3/x4 start from the x2 body: everything but the upsampler carries over.
+    This is how x3/x4 start from the x2 body: everything but the upsampler carries over. A SAFDN
+    with more blocks than `path` starts as its function-preserving growth (`grown_state`).
     """
     source, _ = load_weights(path)
+    weights = source.state_dict()
+    if isinstance(model, SAFDN) and isinstance(source, SAFDN) and model.hparams["blocks"] != source.hparams["blocks"]:
+        weights = grown_state(weights, int(model.hparams["blocks"]))
     own = model.state_dict()
-    taken = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+    taken = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(taken, strict=False)
     return sorted(set(own) - set(taken))
 
@@ -71,7 +76,7 @@ class Trainer:
         self.scale = self.entry.scale
         self.device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                                    ("cpu" if cfg.device == "auto" else cfg.device))
-        self.model = build_model(cfg.model)
+        self.model = build_model(cfg.model, **({"blocks": cfg.blocks} if cfg.blocks else {}))
         # Iterations and seconds already behind the starting weights, so records count the whole lineage.
         self.prior_iterations, self.prior_seconds = 0, 0.0
         if cfg.init:
