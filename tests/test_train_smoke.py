@@ -15,6 +15,7 @@ from streamsr.errors import ConfigError
 from streamsr.io.images import write_png
 from streamsr.models import CATALOG, load_model
 from streamsr.models.ensemble import SelfEnsemble
+from streamsr.models.weights import weights_digest
 from streamsr.train.data import PairBank, patch_detail
 from streamsr.train.evaluate import evaluate_set, module_upscaler
 from streamsr.train.losses import PixelFFTLoss
@@ -85,18 +86,21 @@ def test_record_counts_the_iterations_behind_the_init_weights(image_dir: Path, t
     record = training_summary(second)
     assert record["iterations"] == 3 and record["total_iterations"] == 2 + 3
     assert record["total_train_seconds"] >= record["train_seconds"]
+    assert record["sources_sha256"] == {"init": weights_digest(first)}
 
 
 def test_resume_keeps_the_lineage_read_at_the_start(image_dir: Path, tmp_path: Path) -> None:
     # Exporting a run's weights over its own init file must not make a resumed run count them twice.
     init = tmp_path / "init.safetensors"
     shutil.copy(Trainer(_cfg(image_dir, tmp_path / "a")).fit(), init)
+    started_from = weights_digest(init)
     best = Trainer(_cfg(image_dir, tmp_path / "b", init=str(init))).fit()
     shutil.copy(best, init)
     resumed = Trainer(_cfg(image_dir, tmp_path / "b", iterations=4, init=str(init)))
     resumed.fit(resume=True)
     record = resumed.training_record(val_psnr=0.0)
     assert record["iterations"] == 4 and record["total_iterations"] == 2 + 4
+    assert record["sources_sha256"]["init"] == started_from != weights_digest(init)
 
 
 def test_loss_falls_on_a_fixed_batch(image_dir: Path, tmp_path: Path) -> None:
@@ -229,8 +233,9 @@ def test_a_teacher_blends_its_self_ensemble_into_the_targets_once(image_dir: Pat
         _cfg(image_dir, tmp_path, teacher=str(teacher), teacher_weight=0)
     out = tmp_path / "runs" / "cli"  # beside the runs above: it reads their cache too
     _train_cli(image_dir, out, "--teacher", str(teacher), "--teacher-weight", "0.5")
-    recipe = training_summary(out / "final.safetensors")["recipe"]
-    assert recipe["teacher"] == str(teacher) and recipe["teacher_weight"] == 0.5
+    record = training_summary(out / "final.safetensors")
+    assert record["recipe"]["teacher"] == str(teacher) and record["recipe"]["teacher_weight"] == 0.5
+    assert record["sources_sha256"] == {"teacher": weights_digest(teacher)}
 
 
 def test_several_validation_sets_are_averaged_each_counted_once(image_dir: Path, tmp_path: Path) -> None:

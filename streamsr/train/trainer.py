@@ -17,6 +17,7 @@ from torch import nn
 from ..config import TrainConfig
 from ..models import CATALOG, build_model, load_weights, read_metadata, save_weights
 from ..models.archs.safdn import SAFDN, grown_state
+from ..models.weights import weights_digest
 from .data import PairBank, find_images
 from .distill import cached_ensemble_outputs
 from .evaluate import evaluate_set, module_upscaler
@@ -79,6 +80,8 @@ class Trainer:
         self.model = build_model(cfg.model, **({"blocks": cfg.blocks} if cfg.blocks else {}))
         # Iterations and seconds already behind the starting weights, so records count the whole lineage.
         self.prior_iterations, self.prior_seconds = 0, 0.0
+        # The sha256 (16 digits) of each file the run starts from: its path may hold a newer file later.
+        self.sources = {key: weights_digest(path) for key, path in (("init", cfg.init), ("teacher", cfg.teacher)) if path}
         if cfg.init:
             self.prior_iterations, self.prior_seconds = lineage_totals(training_summary(cfg.init))
             skipped = load_matching(self.model, cfg.init)
@@ -132,6 +135,7 @@ class Trainer:
             "best_psnr": self.best_psnr,
             "train_seconds": self.train_seconds,
             "prior": (self.prior_iterations, self.prior_seconds),
+            "sources": self.sources,
             "data_rng": self.bank().get_state(),
             "torch_rng": torch.get_rng_state(),
             "config": dataclasses.asdict(self.cfg),
@@ -153,6 +157,7 @@ class Trainer:
         self.train_seconds = state["train_seconds"]
         # The init file may have been replaced by this run's own export since; keep the first reading.
         self.prior_iterations, self.prior_seconds = state.get("prior", (self.prior_iterations, self.prior_seconds))
+        self.sources = state.get("sources", self.sources)
         self.bank().set_state(state["data_rng"])
         torch.set_rng_state(state["torch_rng"].cpu())
 
@@ -194,6 +199,7 @@ class Trainer:
             "val_set": self.cfg.val_name,
             "val_psnr": round(val_psnr, 3),
             "recipe": dataclasses.asdict(self.cfg),
+            "sources_sha256": self.sources,
         }
 
     @property
