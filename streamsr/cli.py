@@ -338,7 +338,7 @@ def models_command() -> None:
 @click.option("--model", help="Catalog model to train (its scale is the training scale).")
 @click.option("--init", help="Weights to start from (shapes that differ are skipped).")
 @click.option("--blocks", type=int,
-              help="SAFD blocks (default: the model's); more than --init has grows it, keeping its output at the start.")
+              help="SAFD blocks (default: the model's); more than --init has grows it, keeping its output at the start (10 for x3 on CPU: +0.004 dB Set5, lower elsewhere: docs/benchmarks.md).")
 @click.option("--out", help="Run folder for checkpoints and the best and final weights.")
 @click.option("--data", multiple=True, help="Folder of HR training images (repeatable).")
 @click.option("--val", multiple=True, help="Folder of HR validation images (repeatable: the mean PSNR picks the best).")
