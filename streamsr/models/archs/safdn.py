@@ -204,6 +204,10 @@ class SAFDN(nn.Module):
         return self.upsample(y) + base
 
 
+def _block_count(state: Mapping[str, Tensor]) -> int:
+    return 1 + max(int(k.split(".")[1]) for k in state if k.startswith("body."))
+
+
 def grown_state(state: Mapping[str, Tensor], blocks: int) -> dict[str, Tensor]:
     """`state` with its body lengthened to `blocks` SAFD blocks, computing the same function.
 
@@ -211,7 +215,7 @@ def grown_state(state: Mapping[str, Tensor], blocks: int) -> dict[str, Tensor]:
     than random ones), and the fuse 1x1 gets zero weights for their outputs, so the grown network
     gives exactly the old output until training moves those weights. The upsampler is untouched.
     """
-    have = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("body."))
+    have = _block_count(state)
     if blocks < have:
         raise ValueError(f"cannot shrink a {have}-block SAFDN to {blocks} blocks")
     grown = dict(state)
@@ -227,7 +231,7 @@ def grown_state(state: Mapping[str, Tensor], blocks: int) -> dict[str, Tensor]:
 def _hparams_from_state(state: Mapping[str, Tensor]) -> dict[str, int | float]:
     """Read SAFDN hyperparameters off tensor shapes (for files without streamsr metadata)."""
     feat, in_ch = state["head.weight"].shape[:2]
-    blocks = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("body."))
+    blocks = _block_count(state)
     out_ch = state["upsample.0.weight"].shape[0]
     scale = round((out_ch / in_ch) ** 0.5)
     hidden = state["body.0.attention.compress.weight"].shape[0]
