@@ -352,6 +352,8 @@ def models_command() -> None:
               help="Crop positions drawn per sample, keeping the most detailed (1: uniform; 3 as a fine-tune did not help: docs/benchmarks.md).")
 @click.option("--lr", type=float)
 @click.option("--fft-weight", type=float)
+@click.option("--luma-weight", type=float,
+              help="Adds this times the pixel loss on BT.601 luma (what `streamsr eval` scores) to the RGB loss.")
 @click.option("--pixel-loss", type=click.Choice(PIXEL_LOSSES),
               help="l2: mean squared error, what PSNR measures (as a fine-tune it scored below l1 + FFT: docs/benchmarks.md).")
 @click.option("--teacher", type=click.Path(exists=True, dir_okay=False),

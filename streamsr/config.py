@@ -109,6 +109,8 @@ class TrainConfig:
     ema: float = 0.999
     fft_weight: float = 0.0
     """Weight of the L1 loss on FFT amplitudes/phases added to the pixel loss (0 disables)."""
+    luma_weight: float = 0.0
+    """Weight of the same pixel loss on the BT.601 luma difference, added to the RGB one (0 disables)."""
     pixel_loss: PixelLoss = "l1"
     """"l1", or "l2" (mean squared error, what PSNR measures). An L2 fine-tune of the shipped x3/x4
     scored below L1 + FFT on every set (docs/benchmarks.md), so the recipes use L1."""
@@ -133,6 +135,8 @@ class TrainConfig:
             raise ValueError("blocks must be 0 (the catalog model's) or positive")
         if self.minutes < 0:
             raise ValueError("minutes must be 0 (no budget) or positive")
+        if self.fft_weight < 0 or self.luma_weight < 0:
+            raise ValueError("fft_weight and luma_weight must not be negative")
         if not 0 < self.teacher_weight <= 1:
             raise ValueError("teacher_weight must be in (0, 1]")
         if not 0 <= self.ema < 1:

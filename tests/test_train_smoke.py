@@ -122,10 +122,23 @@ def test_pixel_losses_measure_what_their_names_say() -> None:
         PixelFFTLoss(pixel="huber")
 
 
+def test_the_luma_term_scores_the_y_difference_alone() -> None:
+    hr = torch.rand(1, 3, 8, 8)
+    gray = hr + 0.1  # the same error in R, G and B: Y moves by 0.1 * (65.481 + 128.553 + 24.966) / 255
+    assert PixelFFTLoss(luma_weight=2.0)(gray, hr).item() == pytest.approx(0.1 + 2.0 * 0.1 * 219 / 255)
+    # An error that leaves Y unchanged (red up, green down to balance it) costs only its RGB part.
+    chroma = hr.clone()
+    chroma[:, 0] += 0.1
+    chroma[:, 1] -= 0.1 * 65.481 / 128.553
+    rgb_only = PixelFFTLoss()(chroma, hr).item()
+    assert PixelFFTLoss(luma_weight=2.0)(chroma, hr).item() == pytest.approx(rgb_only)
+
+
 def test_an_l2_fine_tune_trains_from_the_cli_and_is_recorded(image_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "l2"
-    _train_cli(image_dir, out, "--pixel-loss", "l2", "--fft-weight", "0")
-    assert training_summary(out / "final.safetensors")["recipe"]["pixel_loss"] == "l2"
+    _train_cli(image_dir, out, "--pixel-loss", "l2", "--fft-weight", "0", "--luma-weight", "1.5")
+    recipe = training_summary(out / "final.safetensors")["recipe"]
+    assert (recipe["pixel_loss"], recipe["luma_weight"]) == ("l2", 1.5)
     # The recipe reaches the loss: a step reports the mean squared error of the model's output.
     trainer = Trainer(_cfg(image_dir, tmp_path / "step", pixel_loss="l2"))
     lr, hr = trainer.bank().sample(2)

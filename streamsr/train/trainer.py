@@ -89,7 +89,7 @@ class Trainer:
         self.model = self.model.to(self.device, memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
-        self.loss_fn = PixelFFTLoss(cfg.fft_weight, cfg.pixel_loss)
+        self.loss_fn = PixelFFTLoss(cfg.fft_weight, cfg.pixel_loss, cfg.luma_weight)
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.iteration = 0
