@@ -4,6 +4,9 @@
 # with `bash benchmarks/gpu_train_data.sh` and carry `.data`. One 10-minute call, for example:
 #   SCALES="4" MINUTES=7 bash benchmarks/gpu_train.sh
 #   SCALES="2 4" MINUTES=3.5 bash benchmarks/gpu_train.sh
+#   SCALES="3" INIT_3=runs/safdn-x3-s35a/final.safetensors FLAGS="--blocks 10 --luma-weight 2" bash benchmarks/gpu_train.sh
+# INIT_<scale> replaces that scale's starting file (default: the shipped one; carry it too when
+# git ignores it, as it does runs/); FLAGS adds `streamsr train` options for every scale.
 # The cosine schedule runs over MINUTES of training steps (`streamsr train --minutes`), so the
 # learning rate has decayed when the time is up; validation on Set5 and Set14 adds a few seconds.
 set -uo pipefail
@@ -14,11 +17,13 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
+read -ra flags <<< "${FLAGS:-}"  # split into words without glob expansion
 [ -d .data/train ] || { echo "no .data/train: run benchmarks/gpu_train_data.sh here and carry .data" >&2; exit 2; }
 for s in $SCALES; do
+  init_var="INIT_$s"; init=${!init_var:-weights/safdn-x$s.safetensors}
   timeout "$(python3 -c "print(int($MINUTES * 60 + 180))")" python3 -m streamsr train -c "pipelines/train-safdn-x$s.toml" \
-    --init "weights/safdn-x$s.safetensors" --out "$OUT/run-x$s" --iterations 10000000 --minutes "$MINUTES" \
-    --batch "$BATCH" --lr "$LR" --val-every 500 --data .data/train --val .data/Set5 --val .data/Set14 2>&1 | tee "$OUT/train-x$s.log"
+    --init "$init" --out "$OUT/run-x$s" --iterations 10000000 --minutes "$MINUTES" \
+    --batch "$BATCH" --lr "$LR" --val-every 500 --data .data/train --val .data/Set5 --val .data/Set14 "${flags[@]}" 2>&1 | tee "$OUT/train-x$s.log"
   cp "$OUT/run-x$s/best.safetensors" "$OUT/safdn-x$s.safetensors" 2>/dev/null || echo "x$s: no weights written" >&2
   # The final EMA too: with 19 validation images choosing, the best file is not always the better one.
   cp "$OUT/run-x$s/final.safetensors" "$OUT/safdn-x$s.final.safetensors" 2>/dev/null || true
