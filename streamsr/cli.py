@@ -353,7 +353,7 @@ def models_command() -> None:
 @click.option("--lr", type=float)
 @click.option("--fft-weight", type=float)
 @click.option("--luma-weight", type=float,
-              help="Adds this times the pixel loss on BT.601 luma (what `streamsr eval` scores) to the RGB loss.")
+              help="Adds this times the pixel loss on BT.601 luma (what `streamsr eval` scores) to the RGB loss (2 as an x3 fine-tune: Set5 +0.009 dB, the other sets lower: docs/benchmarks.md).")
 @click.option("--pixel-loss", type=click.Choice(PIXEL_LOSSES),
               help="l2: mean squared error, what PSNR measures (as a fine-tune it scored below l1 + FFT: docs/benchmarks.md).")
 @click.option("--teacher", type=click.Path(exists=True, dir_okay=False),
