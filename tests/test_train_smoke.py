@@ -147,6 +147,8 @@ def test_an_l2_fine_tune_trains_from_the_cli_and_is_recorded(image_dir: Path, tm
     assert trainer.step(lr, hr) == pytest.approx(expected, rel=1e-4)
     with pytest.raises(ConfigError, match="pixel_loss"):
         _cfg(image_dir, tmp_path, pixel_loss="huber")
+    with pytest.raises(ConfigError, match="luma_weight"):
+        _cfg(image_dir, tmp_path, luma_weight=-1.0)
 
 
 def test_resume_restores_state_exactly(image_dir: Path, tmp_path: Path) -> None:

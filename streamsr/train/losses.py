@@ -6,9 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import PIXEL_LOSSES, PixelLoss
-
-# BT.601 luma of RGB in [0, 1], scaled to [0, 1] like the Y that `streamsr eval` scores (metrics.py).
-_LUMA = (65.481 / 255, 128.553 / 255, 24.966 / 255)
+from .metrics import BT601_Y
 
 
 class PixelFFTLoss(nn.Module):
@@ -36,7 +34,8 @@ class PixelFFTLoss(nn.Module):
         diff = sr - hr
         loss = self._pixel(diff)
         if self.luma_weight > 0:
-            r, g, b = _LUMA
+            # The Y that `streamsr eval` scores, on the [0, 1] scale of the RGB loss.
+            r, g, b = (w / 255 for w in BT601_Y)
             loss = loss + self.luma_weight * self._pixel(r * diff[:, 0] + g * diff[:, 1] + b * diff[:, 2])
         if self.fft_weight > 0:
             spectral = torch.fft.rfft2(sr.float()) - torch.fft.rfft2(hr.float())

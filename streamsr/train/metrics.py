@@ -8,6 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+BT601_Y = (65.481, 128.553, 24.966)
+"""MATLAB ``rgb2ycbcr``'s Y weights for R, G, B in [0, 1] (Y in [16, 235], before rounding)."""
+
 
 def rgb_to_y(img: Tensor) -> Tensor:
     """MATLAB ``rgb2ycbcr`` Y channel of a uint8 (3, H, W) image, as float64 in [16, 235].
@@ -16,7 +19,8 @@ def rgb_to_y(img: Tensor) -> Tensor:
     Set5 come out at the published 33.66 dB (unrounded Y gives 33.68).
     """
     x = img.to(torch.float64) / 255.0
-    return (16.0 + 65.481 * x[0] + 128.553 * x[1] + 24.966 * x[2]).round()
+    r, g, b = BT601_Y
+    return (16.0 + r * x[0] + g * x[1] + b * x[2]).round()
 
 
 def _prepare(a: Tensor, b: Tensor, crop_border: int, y_channel: bool) -> tuple[Tensor, Tensor]:
