@@ -145,6 +145,13 @@ def test_an_l2_fine_tune_trains_from_the_cli_and_is_recorded(image_dir: Path, tm
     with torch.no_grad():
         expected = (trainer.model(lr) - hr).square().mean().item()
     assert trainer.step(lr, hr) == pytest.approx(expected, rel=1e-4)
+    # And the luma weight reaches it: the step adds 1.5 times the mean squared error of Y.
+    trainer = Trainer(_cfg(image_dir, tmp_path / "luma", pixel_loss="l2", luma_weight=1.5))
+    with torch.no_grad():
+        diff = trainer.model(lr) - hr
+    y_diff = (65.481 * diff[:, 0] + 128.553 * diff[:, 1] + 24.966 * diff[:, 2]) / 255
+    expected = diff.square().mean().item() + 1.5 * y_diff.square().mean().item()
+    assert trainer.step(lr, hr) == pytest.approx(expected, rel=1e-4)
     with pytest.raises(ConfigError, match="pixel_loss"):
         _cfg(image_dir, tmp_path, pixel_loss="huber")
     with pytest.raises(ConfigError, match="luma_weight"):
