@@ -14,7 +14,7 @@ from click.core import ParameterSource
 from tqdm import tqdm
 
 from . import __version__
-from .config import PIXEL_LOSSES
+from .config import PIXEL_LOSSES, SAMPLINGS
 from .engine import DEVICES, PRECISIONS
 from .errors import StreamSRError
 from .io import DECODERS
@@ -350,6 +350,8 @@ def models_command() -> None:
 @click.option("--patch", type=int, help="LR patch side in pixels.")
 @click.option("--crop-draws", type=int,
               help="Crop positions drawn per sample, keeping the most detailed (1: uniform; 3 as a fine-tune did not help: docs/benchmarks.md).")
+@click.option("--sampling", type=click.Choice(SAMPLINGS),
+              help="area: images drawn by area (default); folder: each data folder an equal share.")
 @click.option("--lr", type=float)
 @click.option("--fft-weight", type=float)
 @click.option("--luma-weight", type=float,

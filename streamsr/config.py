@@ -16,6 +16,8 @@ T = TypeVar("T")
 
 PixelLoss = Literal["l1", "l2"]
 PIXEL_LOSSES: tuple[str, ...] = typing.get_args(PixelLoss)
+Sampling = Literal["area", "folder"]
+SAMPLINGS: tuple[str, ...] = typing.get_args(Sampling)
 
 
 def _check_type(name: str, value: Any, annotation: Any) -> Any:
@@ -103,6 +105,10 @@ class TrainConfig:
     """LR patch side in pixels (HR patch = patch * scale)."""
     crop_draws: int = 1
     """Crop positions drawn per sample, keeping the most detailed (1: uniform crops)."""
+    sampling: Sampling = "area"
+    """How training images are drawn: "area", in proportion to their area (every pixel equally
+    likely); "folder", each folder of images an equal share, its images by area within it, so one
+    folder of large photographs does not outweigh the rest (RealSR's 16 images hold half the pixels)."""
     lr: float = 2e-3
     lr_min: float = 1e-5
     warmup: int = 200

@@ -227,6 +227,29 @@ def test_crop_draws_favour_detailed_crops_and_are_recorded(tmp_path: Path) -> No
     assert training_summary(out / "final.safetensors")["recipe"]["crop_draws"] == 3
 
 
+def test_folder_sampling_gives_each_folder_an_equal_share(tmp_path: Path) -> None:
+    # One large bright image in one folder, one small dark image in another (1/16 of the area):
+    # drawn by area, the small one comes up ~6% of the time; with a share per folder, ~half.
+    for name, side, value in (("large", 64, 200), ("small", 16, 50)):
+        (tmp_path / "img" / name).mkdir(parents=True)
+        write_png(torch.full((3, side, side), value, dtype=torch.uint8), tmp_path / "img" / name / "a.png")
+    paths = sorted((tmp_path / "img").rglob("*.png"))
+
+    def small_share(bank: PairBank) -> float:
+        lr, _ = bank.sample(400)
+        return float((lr.mean(dim=(1, 2, 3)) < 0.5).float().mean())
+    assert small_share(PairBank(paths, scale=2, patch=8)) < 0.12
+    assert 0.4 < small_share(PairBank(paths, scale=2, patch=8, sampling="folder")) < 0.6
+    # The recipe reaches the trainer's bank, not only its record.
+    trainer = Trainer(_cfg(tmp_path / "img", tmp_path / "t", patch=8, sampling="folder"))
+    assert 0.4 < small_share(trainer.bank()) < 0.6
+    with pytest.raises(ConfigError, match="sampling"):
+        from_mapping(TrainConfig, {"sampling": "image"})
+    out = tmp_path / "cli"
+    _train_cli(tmp_path / "img", out, "--sampling", "folder", "--patch", "8")
+    assert training_summary(out / "final.safetensors")["recipe"]["sampling"] == "folder"
+
+
 def test_a_teacher_blends_its_self_ensemble_into_the_targets_once(image_dir: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     teacher = Trainer(_cfg(image_dir, tmp_path / "teacher")).fit()

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..config import SAMPLINGS, Sampling
 from ..io.images import read_image
 from .degrade import bicubic_lr, modcrop
 
@@ -33,23 +34,36 @@ class PairBank:
     With `crop_draws` > 1, each sample draws that many crop positions in its image and keeps the
     one with the most detail (mean absolute LR gradient): flat sky and walls, which a trained model
     already gets right, give way to the edges and textures where PSNR is lost. 1 draws uniformly.
+
+    With `sampling="folder"`, each folder (an image's parent directory) gets an equal share of the
+    samples, and its images share it by area.
     """
 
-    def __init__(self, paths: Iterable[Path], *, scale: int, patch: int, seed: int = 0, crop_draws: int = 1) -> None:
+    def __init__(self, paths: Iterable[Path], *, scale: int, patch: int, seed: int = 0, crop_draws: int = 1,
+                 sampling: Sampling = "area") -> None:
         if crop_draws < 1:
             raise ValueError("crop_draws must be at least 1")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
         self.scale, self.patch, self.crop_draws = scale, patch, crop_draws
         self.hr: list[Tensor] = []
         self.lr: list[Tensor] = []
+        folders: list[Path] = []
         for path in paths:
             hr = modcrop(read_image(path), scale)
             if min(hr.shape[-2:]) < patch * scale:
                 continue
             self.hr.append(hr)
             self.lr.append(bicubic_lr(hr, scale))
+            folders.append(path.parent)
         if not self.hr:
             raise ValueError(f"no training image is at least {patch * scale} px on its short side")
         area = np.array([t.shape[-1] * t.shape[-2] for t in self.hr], dtype=np.float64)
+        if sampling == "folder":
+            folder_area: dict[Path, float] = {}
+            for a, folder in zip(area, folders, strict=True):
+                folder_area[folder] = folder_area.get(folder, 0.0) + a
+            area = area / np.array([folder_area[f] for f in folders])
         self._p = area / area.sum()
         self._rng = np.random.default_rng(seed)
 

@@ -115,7 +115,7 @@ class Trainer:
         if self._bank is None:
             paths = find_images(self.cfg.data)
             self._bank = PairBank(paths, scale=self.scale, patch=self.cfg.patch, seed=self.cfg.seed,
-                                  crop_draws=self.cfg.crop_draws)
+                                  crop_draws=self.cfg.crop_draws, sampling=self.cfg.sampling)
             if self.cfg.teacher:
                 # Beside the run folders, so every run with this teacher and these images reuses it.
                 cache_dir = self.out.parent / "teacher-cache"
@@ -216,6 +216,7 @@ class Trainer:
             self.log(f"resumed at iteration {self.iteration} (best {self.best_psnr:.3f} dB)")
         bank = self.bank()
         draws = f", most detailed of {cfg.crop_draws} crops" if cfg.crop_draws > 1 else ""
+        draws += ", an equal share per folder" if cfg.sampling == "folder" else ""
         target = f", target {1 - cfg.teacher_weight:g} HR + {cfg.teacher_weight:g} teacher ensemble" if cfg.teacher else ""
         self.log(f"{len(bank)} training images, x{self.scale}, LR patch {cfg.patch}, batch {cfg.batch}{draws}{target}")
         window_start, window_its, window_loss = time.perf_counter(), 0, 0.0
