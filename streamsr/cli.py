@@ -351,7 +351,7 @@ def models_command() -> None:
 @click.option("--crop-draws", type=int,
               help="Crop positions drawn per sample, keeping the most detailed (1: uniform; 3 as a fine-tune did not help: docs/benchmarks.md).")
 @click.option("--sampling", type=click.Choice(SAMPLINGS),
-              help="area: images drawn by area (default); folder: each data folder an equal share (with --luma-weight 2 as an x3 fine-tune: Set5 +0.015 dB, Vid4 lower: docs/benchmarks.md).")
+              help="area: images drawn by area (default); folder: each folder of images (an image's parent directory) an equal share (with --luma-weight 2 as an x3 fine-tune: Set5 +0.015 dB, Vid4 lower: docs/benchmarks.md).")
 @click.option("--lr", type=float)
 @click.option("--fft-weight", type=float)
 @click.option("--luma-weight", type=float,
