@@ -22,7 +22,7 @@ from collections import Counter
 
 import torch
 
-from streamsr.models.weights import load_weights, save_weights, weights_digest
+from streamsr.models.weights import carried_metadata, load_weights, save_weights, weights_digest
 
 
 def _iterations(meta: dict[str, str]) -> object:
@@ -60,7 +60,7 @@ def main(out_path: str, *paths: str) -> None:
     training = json.loads(meta.get("training", "{}"))
     training.pop("val_psnr", None)
     training["weight_average"] = _record(paths, [m for _, m in loaded])
-    extra = {k: v for k, v in meta.items() if k not in ("format", "arch", "hparams", "scale", "quality")}
+    extra = carried_metadata(meta, drop=("quality",))
     extra["training"] = json.dumps(training)
     save_weights(model, out_path, arch=meta["arch"], extra=extra)
 

@@ -20,7 +20,9 @@ rounding to 8 bits, so `streamsr eval` has the last word on a written file.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from streamsr.io.images import read_image
-from streamsr.models.weights import load_weights, save_weights
+from streamsr.models.weights import carried_metadata, load_weights, save_weights, weights_digest
 from streamsr.train.data import find_images
 from streamsr.train.degrade import bicubic_lr, modcrop
 from streamsr.train.metrics import BT601_Y
@@ -36,8 +38,10 @@ from streamsr.train.metrics import BT601_Y
 Stats = dict[str, Tensor | float | int]
 
 
-def gather(model: torch.nn.Module, paths: list[Path], scale: int, *, border: int, limit: int) -> dict[str, Stats]:
-    """Per folder: X'X, X'T, the pixel count n and the target energy (RGB and luma) of every image."""
+def gather(model: torch.nn.Module, paths: list[Path], scale: int, *, border: int, limit: int,
+           group: Callable[[Path], str] = lambda p: p.parent.name) -> dict[str, Stats]:
+    """Per `group` (by default an image's folder): X'X, X'T, the pixel count n and the target energy
+    (RGB and luma) of its images, at most `limit` of them."""
     conv = model.upsample[0]
     features: list[Tensor] = []
     hook = conv.register_forward_pre_hook(lambda _m, args: features.append(args[0]))
@@ -45,7 +49,7 @@ def gather(model: torch.nn.Module, paths: list[Path], scale: int, *, border: int
     stats: dict[str, Stats] = {}
     try:
         for path in paths:
-            key = path.parent.name
+            key = group(path)
             if key in stats and stats[key]["images"] >= limit:
                 continue
             hr = modcrop(read_image(path), scale)
@@ -105,7 +109,7 @@ def main() -> None:
     ap.add_argument("--train", default=str(here.parent / "shared" / "data" / "train"))
     ap.add_argument("--bench", default=str(here.parent / "shared" / "data" / "bench"))
     ap.add_argument("--sets", nargs="+", default=["Set5", "Set14", "B100", "Vid4"])
-    ap.add_argument("--limit", type=int, default=10**9, help="images per folder (a quick look)")
+    ap.add_argument("--limit", type=int, default=10**9, help="images per training folder and per benchmark set (a quick look)")
     ap.add_argument("--write", help="write the weights refitted on all the training data (by area), for streamsr eval")
     args = ap.parse_args()
 
@@ -116,11 +120,9 @@ def main() -> None:
     current = torch.cat((conv.weight.detach().double().flatten(1), conv.bias.detach().double()[:, None]), 1).T
     train = gather(model, find_images([args.train]), scale, border=0, limit=args.limit)
     bench: dict[str, Stats] = {}
-    for name in args.sets:  # Vid4's frames sit in clip folders: pool them under the set's name
-        for s in gather(model, find_images([Path(args.bench) / name]), scale, border=1, limit=args.limit).values():
-            b = bench.setdefault(name, dict.fromkeys(s, 0))
-            for k, v in s.items():
-                b[k] = b[k] + v
+    for name in args.sets:  # Vid4's frames sit in clip folders: pooled under the set's name
+        paths = find_images([Path(args.bench) / name])
+        bench |= gather(model, paths, scale, border=1, limit=args.limit, group=lambda _p, n=name: n)
     luma = luma_matrix(scale)
     folders = sorted(train)
     fits = {"all, by area (as training draws)": {k: float(train[k]["n"]) for k in folders},
@@ -137,8 +139,14 @@ def main() -> None:
         with torch.no_grad():
             conv.weight.copy_(w[:-1].T.reshape(conv.weight.shape))
             conv.bias.copy_(w[-1])
-        keep = {k: v for k, v in meta.items() if k not in ("format", "arch", "hparams", "scale", "quality")}
-        save_weights(model, args.write, arch=meta["arch"], extra=keep)
+        # The file is no longer what was trained and measured: drop its quality, record the refit.
+        training = json.loads(meta.get("training", "{}"))
+        training.pop("val_psnr", None)
+        training["tail_refit"] = (f"upsample.0 refitted by least squares on {args.train} (by area), "
+                                  f"from {args.weights} (sha256 {weights_digest(args.weights)})")
+        extra = carried_metadata(meta, drop=("quality",))
+        extra["training"] = json.dumps(training)
+        save_weights(model, args.write, arch=meta["arch"], extra=extra)
         print(f"wrote {args.write}")
 
 

@@ -403,6 +403,7 @@ def evaluate(model_name: str | None, scale: str, data_dirs: tuple[Path, ...], js
     """
     from .models import default_model_name, load_model, save_weights
     from .models.ensemble import SelfEnsemble
+    from .models.weights import carried_metadata
     from .train.evaluate import DEFAULT_BENCH, evaluate_set, module_upscaler
 
     if self_ensemble and export_path:
@@ -429,7 +430,7 @@ def evaluate(model_name: str | None, scale: str, data_dirs: tuple[Path, ...], js
         json_path.write_text(json.dumps({"model": model.name, "scale": s, "self_ensemble": self_ensemble,
                                          "sets": [sc.as_dict() for sc in scores]}, indent=2))
     if export_path:
-        extra = {k: v for k, v in model.metadata.items() if k not in ("format", "arch", "hparams", "scale")}
+        extra = carried_metadata(model.metadata)
         extra["quality"] = json.dumps(table)
         save_weights(model.module, export_path, arch=model.arch, extra=extra)
         click.echo(f"wrote {export_path}")

@@ -17,6 +17,8 @@ from ..errors import UnsupportedModelError
 from .registry import REGISTRY
 
 FORMAT = "streamsr/1"
+WRITTEN_BY_SAVE = ("format", "arch", "hparams", "scale")
+"""Metadata keys `save_weights` derives from the model itself (never taken from `extra`)."""
 
 
 def save_weights(
@@ -38,6 +40,12 @@ def save_weights(
     tmp = path.with_name(path.name + ".part")
     save_file(state, str(tmp), metadata=meta)
     tmp.replace(path)
+
+
+def carried_metadata(meta: Mapping[str, str], *, drop: tuple[str, ...] = ()) -> dict[str, str]:
+    """The part of a file's metadata to pass on as `extra` when its weights are saved again
+    (changed or not): all but what `save_weights` writes itself, and less the `drop` keys."""
+    return {k: v for k, v in meta.items() if k not in WRITTEN_BY_SAVE + drop}
 
 
 def weights_digest(path: str | Path) -> str:
