@@ -12,6 +12,11 @@ that file alone: its measured quality (compare_weights keeps the old file until 
 and its Set5 validation figure (the mean's Set5 is in the `quality` that `streamsr eval --export`
 writes). It records what was averaged, with each file's iteration count and sha256, under
 `training.weight_average`. Giving a file more than once weights the mean towards it.
+
+The mean's iterations and training time are those of every run it averages (a run's best and final
+count once, as the run's longer snapshot), and its lineage totals add them to the earliest point any
+of those runs started from: right for a file and the fine-tunes trained from it, the way soups are
+made here (a mean of unrelated runs would undercount what came before them).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections import Counter
 import torch
 
 from streamsr.models.weights import carried_metadata, load_weights, save_weights, weights_digest
+from streamsr.train.trainer import lineage_totals
 
 
 def _iterations(meta: dict[str, str]) -> object:
@@ -43,6 +49,37 @@ def _record(paths: tuple[str, ...], metas: list[dict[str, str]]) -> dict[str, ob
     return {"files": files, "how": "weighted mean of every tensor" if weighted else "uniform mean of every tensor"}
 
 
+def _compute(records: list[dict[str, object]], paths: tuple[str, ...]) -> dict[str, int | float]:
+    """Iterations and seconds behind the mean (see the module docstring), as training-record keys."""
+    runs: dict[str, tuple[int, float]] = {}
+    starts = []
+    for record, path in zip(records, paths, strict=True):
+        its, seconds = int(record.get("iterations", 0)), float(record.get("train_seconds", 0.0))
+        total_its, total_seconds = lineage_totals(record)
+        starts.append((total_its - its, total_seconds - seconds))
+        # A run's best and final share their output folder (older records keep the recipe as one string).
+        recipe = record.get("recipe", path)
+        run = str(recipe.get("out", path) if isinstance(recipe, dict) else recipe)
+        before = runs.get(run, (0, 0.0))
+        runs[run] = (max(before[0], its), max(before[1], seconds))
+    its = sum(i for i, _ in runs.values())
+    seconds = sum(s for _, s in runs.values())
+    return {"iterations": its, "train_seconds": round(seconds),
+            "total_iterations": min(i for i, _ in starts) + its,
+            "total_train_seconds": round(min(s for _, s in starts) + seconds)}
+
+
+def mean_into(model: torch.nn.Module, models: list[torch.nn.Module]) -> torch.nn.Module:
+    """`model` with each floating-point tensor replaced by the mean of that tensor over `models` (which
+    may include `model` itself: each key is read from every model before it is written)."""
+    states = [m.state_dict() for m in models]
+    with torch.no_grad():
+        for key, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                tensor.copy_(torch.stack([s[key].float() for s in states]).mean(0).to(tensor.dtype))
+    return model
+
+
 def main(out_path: str, *paths: str) -> None:
     if len(paths) < 2:
         sys.exit("usage: average_weights.py OUT WEIGHTS WEIGHTS [WEIGHTS ...]")
@@ -52,13 +89,10 @@ def main(out_path: str, *paths: str) -> None:
     if len(arches) != 1 or len(hparams) != 1:
         sys.exit("the files hold different models (arch or hparams differ): their mean means nothing")
     model, meta = loaded[-1]
-    states = [m.state_dict() for m, _ in loaded]
-    with torch.no_grad():  # written into the last model's own tensors: each key is read before it is written
-        for key, tensor in states[-1].items():
-            if tensor.is_floating_point():
-                tensor.copy_(torch.stack([s[key].float() for s in states]).mean(0).to(tensor.dtype))
+    mean_into(model, [m for m, _ in loaded])
     training = json.loads(meta.get("training", "{}"))
     training.pop("val_psnr", None)
+    training.update(_compute([json.loads(m.get("training", "{}")) for _, m in loaded], paths))
     training["weight_average"] = _record(paths, [m for _, m in loaded])
     extra = carried_metadata(meta, drop=("quality",))
     extra["training"] = json.dumps(training)

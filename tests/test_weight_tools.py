@@ -129,6 +129,26 @@ def test_average_weights_a_file_given_twice_and_records_its_weight(tmp_path: Pat
     }
 
 
+def test_average_counts_each_run_it_averages_once(tmp_path: Path) -> None:
+    """A soup of a file and two fine-tunes of it (one with its best and final) is backed by the file's
+    lineage plus both runs, each counted at its longer snapshot."""
+
+    def run_file(name: str, out: str, its: int, start: int) -> Path:
+        path = tmp_path / f"{name}.safetensors"
+        record = {"iterations": its, "train_seconds": its / 10, "total_iterations": start + its,
+                  "total_train_seconds": (start + its) / 10, "recipe": {"out": out}}
+        save_weights(SAFDN(feat=8, blocks=1, esa=4, scale=2), path, arch="safdn", extra={"training": record})
+        return path
+
+    files = [run_file("base", "runs/base", 100, 900), run_file("a-best", "runs/a", 30, 1000),
+             run_file("a-final", "runs/a", 50, 1000), run_file("b-final", "runs/b", 40, 1000)]
+    out = tmp_path / "soup.safetensors"
+    average_weights.main(str(out), *map(str, files))
+    training = json.loads(read_metadata(out)["training"])
+    assert (training["iterations"], training["train_seconds"]) == (190, 19)
+    assert (training["total_iterations"], training["total_train_seconds"]) == (1090, 109)
+
+
 def test_average_refuses_files_of_different_models(tmp_path: Path) -> None:
     a = weights_file(tmp_path / "a.safetensors", feat=8)
     b = weights_file(tmp_path / "b.safetensors", feat=12)
