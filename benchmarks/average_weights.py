@@ -49,7 +49,7 @@ def _record(paths: tuple[str, ...], metas: list[dict[str, str]]) -> dict[str, ob
     return {"files": files, "how": "weighted mean of every tensor" if weighted else "uniform mean of every tensor"}
 
 
-def _compute(records: list[dict[str, object]], paths: tuple[str, ...]) -> dict[str, int | float]:
+def _run_totals(records: list[dict[str, object]], paths: tuple[str, ...]) -> dict[str, int | float]:
     """Iterations and seconds behind the mean (see the module docstring), as training-record keys."""
     runs: dict[str, tuple[int, float]] = {}
     starts = []
@@ -92,7 +92,7 @@ def main(out_path: str, *paths: str) -> None:
     mean_into(model, [m for m, _ in loaded])
     training = json.loads(meta.get("training", "{}"))
     training.pop("val_psnr", None)
-    training.update(_compute([json.loads(m.get("training", "{}")) for _, m in loaded], paths))
+    training.update(_run_totals([json.loads(m.get("training", "{}")) for _, m in loaded], paths))
     training["weight_average"] = _record(paths, [m for _, m in loaded])
     extra = carried_metadata(meta, drop=("quality",))
     extra["training"] = json.dumps(training)
