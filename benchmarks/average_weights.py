@@ -27,7 +27,7 @@ from collections import Counter
 
 import torch
 
-from streamsr.models.weights import carried_metadata, load_weights, save_weights, weights_digest
+from streamsr.models.weights import derived_metadata, load_weights, save_weights, weights_digest
 from streamsr.train.trainer import lineage_totals
 
 
@@ -90,13 +90,9 @@ def main(out_path: str, *paths: str) -> None:
         sys.exit("the files hold different models (arch or hparams differ): their mean means nothing")
     model, meta = loaded[-1]
     mean_into(model, [m for m, _ in loaded])
-    training = json.loads(meta.get("training", "{}"))
-    training.pop("val_psnr", None)
-    training.update(_run_totals([json.loads(m.get("training", "{}")) for _, m in loaded], paths))
-    training["weight_average"] = _record(paths, [m for _, m in loaded])
-    extra = carried_metadata(meta, drop=("quality",))
-    extra["training"] = json.dumps(training)
-    save_weights(model, out_path, arch=meta["arch"], extra=extra)
+    runs = _run_totals([json.loads(m.get("training", "{}")) for _, m in loaded], paths)
+    record = {**runs, "weight_average": _record(paths, [m for _, m in loaded])}
+    save_weights(model, out_path, arch=meta["arch"], extra=derived_metadata(meta, record))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ rounding to 8 bits, so `streamsr eval` has the last word on a written file.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -30,9 +29,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from streamsr.io.images import read_image
-from streamsr.models.weights import carried_metadata, load_weights, save_weights, weights_digest
+from streamsr.models.weights import derived_metadata, load_weights, save_weights, weights_digest
 from streamsr.train.data import find_images
 from streamsr.train.degrade import bicubic_lr, modcrop
+from streamsr.train.evaluate import DEFAULT_BENCH
 from streamsr.train.metrics import BT601_Y
 
 Stats = dict[str, Tensor | float | int]
@@ -107,7 +107,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("weights")
     ap.add_argument("--train", default=str(here.parent / "shared" / "data" / "train"))
-    ap.add_argument("--bench", default=str(here.parent / "shared" / "data" / "bench"))
+    ap.add_argument("--bench", default=str(DEFAULT_BENCH))
     ap.add_argument("--sets", nargs="+", default=["Set5", "Set14", "B100", "Vid4"])
     ap.add_argument("--limit", type=int, default=10**9, help="images per training folder and per benchmark set (a quick look)")
     ap.add_argument("--write", help="write the weights refitted on all the training data (by area), for streamsr eval")
@@ -139,14 +139,9 @@ def main() -> None:
         with torch.no_grad():
             conv.weight.copy_(w[:-1].T.reshape(conv.weight.shape))
             conv.bias.copy_(w[-1])
-        # The file is no longer what was trained and measured: drop its quality, record the refit.
-        training = json.loads(meta.get("training", "{}"))
-        training.pop("val_psnr", None)
-        training["tail_refit"] = (f"upsample.0 refitted by least squares on {args.train} (by area), "
-                                  f"from {args.weights} (sha256 {weights_digest(args.weights)})")
-        extra = carried_metadata(meta, drop=("quality",))
-        extra["training"] = json.dumps(training)
-        save_weights(model, args.write, arch=meta["arch"], extra=extra)
+        refit = (f"upsample.0 refitted by least squares on {args.train} (by area), "
+                 f"from {args.weights} (sha256 {weights_digest(args.weights)})")
+        save_weights(model, args.write, arch=meta["arch"], extra=derived_metadata(meta, {"tail_refit": refit}))
         print(f"wrote {args.write}")
 
 

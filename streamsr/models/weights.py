@@ -48,6 +48,18 @@ def carried_metadata(meta: Mapping[str, str], *, drop: tuple[str, ...] = ()) -> 
     return {k: v for k, v in meta.items() if k not in WRITTEN_BY_SAVE + drop}
 
 
+def derived_metadata(meta: Mapping[str, str], training_update: Mapping[str, Any]) -> dict[str, str]:
+    """`extra` for weights made from a trained file without training them (averaged, refitted): its
+    metadata carried over, less what measured that file alone (its quality and validation figure),
+    with `training_update` merged into its training record to say what was done."""
+    training = json.loads(meta.get("training", "{}"))
+    training.pop("val_psnr", None)
+    training.update(training_update)
+    extra = carried_metadata(meta, drop=("quality",))
+    extra["training"] = json.dumps(training)
+    return extra
+
+
 def weights_digest(path: str | Path) -> str:
     """The first 16 hex digits of a file's sha256: the name weights/README.md's table and the
     training records give a weights file, which outlives its path once a newer file replaces it."""
