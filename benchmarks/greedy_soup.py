@@ -17,7 +17,9 @@ record. One thread by default, to share the machine with training lanes (`taskse
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
+from collections.abc import Callable
 
 import torch
 from average_weights import main as write_mean
@@ -25,6 +27,29 @@ from average_weights import mean_into
 
 from streamsr.models.weights import load_weights
 from streamsr.train.evaluate import DEFAULT_BENCH, evaluate_set, module_upscaler
+
+
+def greedy_soup(models: dict[str, torch.nn.Module], score: Callable[[torch.nn.Module], float], *,
+                report: Callable[[str], None] = lambda line: None) -> tuple[list[str], float]:
+    """The greedy soup of `models` (the keys it keeps, best first) and the score of their uniform mean.
+
+    Each model is scored alone; from the best one down, a file joins when the mean with it scores
+    strictly higher than the soup so far. The models are left as they are.
+    """
+    alone = {path: score(model) for path, model in models.items()}
+    ranked = sorted(models, key=alone.__getitem__, reverse=True)
+    for path in ranked:
+        report(f"{alone[path]:.4f}  {path}")
+    soup, best = [ranked[0]], alone[ranked[0]]
+    scratch = copy.deepcopy(models[ranked[0]])  # the model the trial means are written into
+    report(f"start   {best:.4f}  {ranked[0]}")
+    for path in ranked[1:]:
+        trial = score(mean_into(scratch, [models[p] for p in [*soup, path]]))
+        joined = trial > best
+        report(f"{'added ' if joined else 'left  '}  {trial:.4f}  {path}")
+        if joined:
+            soup, best = [*soup, path], trial
+    return soup, best
 
 
 def main() -> None:
@@ -45,20 +70,8 @@ def main() -> None:
         return sum(evaluate_set(DEFAULT_BENCH / v, upscale, scale=args.scale).psnr for v in args.val) / len(args.val)
 
     models = {path: load_weights(path)[0] for path in files}
-    alone = {path: score(model) for path, model in models.items()}
-    ranked = sorted(files, key=alone.__getitem__, reverse=True)
-    for path in ranked:
-        print(f"{alone[path]:.4f}  {path}")
-    soup, best = [ranked[0]], alone[ranked[0]]
-    scratch = load_weights(ranked[0])[0]  # the model the trial means are written into
-    print(f"start   {best:.4f}  {ranked[0]}")
-    for path in ranked[1:]:
-        trial = score(mean_into(scratch, [models[p] for p in [*soup, path]]))
-        joined = trial > best
-        print(f"{'added ' if joined else 'left  '}  {trial:.4f}  {path}")
-        if joined:
-            soup, best = [*soup, path], trial
-    print(f"soup of {len(soup)}: {'+'.join(args.val)} {best:.4f} (best file alone {alone[ranked[0]]:.4f})")
+    soup, best = greedy_soup(models, score, report=print)
+    print(f"soup of {len(soup)}: {'+'.join(args.val)} {best:.4f}")
     if len(soup) == 1:
         sys.exit("no file raised the score of the best one: nothing written")
     write_mean(args.out, *soup)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -28,6 +29,7 @@ def script(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # the scripts import each other by name, as when run from benchmarks/
     spec.loader.exec_module(module)
     return module
 
@@ -35,6 +37,7 @@ def script(name: str) -> ModuleType:
 compare_weights = script("compare_weights")
 average_weights = script("average_weights")
 weights_table = script("weights_table")
+greedy_soup = script("greedy_soup")  # after average_weights, which it imports
 
 
 def weights_file(path: Path, *, quality: dict | None = None, iterations: int = 100, feat: int = 8) -> Path:
@@ -147,6 +150,25 @@ def test_average_counts_each_run_it_averages_once(tmp_path: Path) -> None:
     training = json.loads(read_metadata(out)["training"])
     assert (training["iterations"], training["train_seconds"]) == (190, 19)
     assert (training["total_iterations"], training["total_train_seconds"]) == (1090, 109)
+
+
+def test_greedy_soup_adds_a_file_only_when_the_mean_scores_higher() -> None:
+    def one_weight(value: float) -> torch.nn.Module:
+        model = torch.nn.Linear(1, 1, bias=False)
+        torch.nn.init.constant_(model.weight, value)
+        return model
+
+    def score(model: torch.nn.Module) -> float:  # best at weight 1.8
+        return -abs(model.weight.item() - 1.8)
+
+    models = {"a": one_weight(1.0), "b": one_weight(3.0), "c": one_weight(10.0), "d": one_weight(0.4)}
+    # Alone: a -0.8, b -1.2, d -1.4, c -8.2. a+b (mean 2.0) scores -0.2 and joins; a+b+d (1.47) and
+    # a+b+c (4.67) would both score lower than -0.2, so they are left out.
+    soup, best = greedy_soup.greedy_soup(models, score)
+    assert soup == ["a", "b"]
+    assert best == pytest.approx(-0.2)
+    # The trial means are written into a copy: every input keeps its own weights.
+    assert [m.weight.item() for m in models.values()] == pytest.approx([1.0, 3.0, 10.0, 0.4])
 
 
 def test_average_refuses_files_of_different_models(tmp_path: Path) -> None:
