@@ -120,9 +120,9 @@ def upscale(ctx: click.Context, src: Path, output: Path | None, pipeline: str, q
     # `delay`: an output that fails its checks ends before the bar is drawn, so the error stands alone.
     with tqdm(total=info.num_frames_estimate or None, unit="frame", disable=quiet, dynamic_ncols=True, delay=0.5) as bar:
         result = upscale_file(src, output, cfg, info=info, on_progress=bar.update, on_warning=_echo_warning)
-        # The total was estimated from the duration (in Matroska, the longest stream's); end on the real count.
+        # The total was estimated from the duration (in Matroska, the longest stream's): close() draws the
+        # bar once more, on the real count. No refresh() here: it would draw a bar that `delay` held back.
         bar.total = bar.n
-        bar.refresh()
     if not quiet:
         click.echo(
             f"wrote {result.output} ({result.codec}): {result.frames} frames in {result.seconds:.1f} s "
