@@ -12,10 +12,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}; mkdir -p "$OUT"
-SCALES=${SCALES:-4}; MINUTES=${MINUTES:-7}; BATCH=${BATCH:-64}; LR=${LR:-5e-4}
+SCALES=${SCALES:-4}; MINUTES=${MINUTES:-7}; BATCH=${BATCH:-64}; LR=${LR:-5e-4}; VAL_EVERY=${VAL_EVERY:-500}
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+if [ -d .whl ] && ! python3 -c "import av" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
 read -ra flags <<< "${FLAGS:-}"  # split into words without glob expansion
 [ -d .data/train ] || { echo "no .data/train: run benchmarks/gpu_train_data.sh here and carry .data" >&2; exit 2; }
@@ -23,7 +23,7 @@ for s in $SCALES; do
   init_var="INIT_$s"; init=${!init_var:-weights/safdn-x$s.safetensors}
   timeout "$(python3 -c "print(int($MINUTES * 60 + 180))")" python3 -m streamsr train -c "pipelines/train-safdn-x$s.toml" \
     --init "$init" --out "$OUT/run-x$s" --iterations 10000000 --minutes "$MINUTES" \
-    --batch "$BATCH" --lr "$LR" --val-every 500 --data .data/train --val .data/Set5 --val .data/Set14 "${flags[@]}" 2>&1 | tee "$OUT/train-x$s.log"
+    --batch "$BATCH" --lr "$LR" --val-every "$VAL_EVERY" --data .data/train --val .data/Set5 --val .data/Set14 "${flags[@]}" 2>&1 | tee "$OUT/train-x$s.log"
   cp "$OUT/run-x$s/best.safetensors" "$OUT/safdn-x$s.safetensors" 2>/dev/null || echo "x$s: no weights written" >&2
   # The final EMA too: with 19 validation images choosing, the best file is not always the better one.
   cp "$OUT/run-x$s/final.safetensors" "$OUT/safdn-x$s.final.safetensors" 2>/dev/null || true

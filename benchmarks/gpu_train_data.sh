@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs training data a device call can carry (the whole tree it sends is capped at 64 MiB, and
 # ../shared/data/train alone is ~77 MB): a seeded random subset of the training images up to
-# BUDGET_MB, plus Set5 and Set14 (~6 MB) for validation, into .data/ (ignored by git via .git/info/exclude).
+# BUDGET_MB (each image in a folder named after its source folder), plus Set5 and Set14 (~6 MB) for validation, into .data/ (ignored by git via .git/info/exclude).
 #   bash benchmarks/gpu_train_data.sh            # then: run(..., carry=[".data"])
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,8 @@ used = taken = 0
 for p in files:
     if used + p.stat().st_size > budget:
         continue
-    shutil.copy(p, dst / f"{p.parent.name}-{p.name}")  # flat, names kept unique across folders
+    (dst / p.parent.name).mkdir(exist_ok=True)
+    shutil.copy(p, dst / p.parent.name / p.name)  # one folder per source folder, for `--sampling folder`
     used += p.stat().st_size
     taken += 1
 print(f"{taken} of {len(files)} training images, {used / 2**20:.1f} MiB, in {dst}")
