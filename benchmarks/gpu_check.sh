@@ -20,7 +20,7 @@ PARTS=${PARTS:-tests bench}; FRAMES=${FRAMES:-96}
 want() { [[ " $PARTS " == *" $1 "* ]]; }
 # DALI's tests run where DALI is installed (it only travels in parts, over several calls); without
 # it, STREAMSR_REQUIRE_GPU=1 would turn their skips into failures.
-marks="needs_cuda"
+marks="needs_cuda and not needs_dali"  # DALI's tests carry both marks
 python3 -c "import nvidia.dali" 2>/dev/null && marks="needs_cuda or needs_dali" || echo "DALI not installed: its tests and decode row are left out"
 
 if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
