@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # On a lent GPU (issue 3): continue SAFDN training from the shipped weights for a fixed time per
-# scale and write the new weights to $OUT. Nothing is downloaded: pack the data first, here,
-# with `bash benchmarks/gpu_train_data.sh` and carry `.data`. One 10-minute call, for example:
+# scale and write the new weights to $OUT. Nothing is downloaded: pack the data first, here, with
+# `bash benchmarks/gpu_train_data.sh`, and carry `.data` and `.whl` (the PyAV wheel: the device
+# image has no PyAV; /work/.library/device/README.md says how to fetch it). One call, for example:
 #   SCALES="4" MINUTES=7 bash benchmarks/gpu_train.sh
 #   SCALES="2 4" MINUTES=3.5 bash benchmarks/gpu_train.sh
 #   SCALES="3" INIT_3=runs/safdn-x3-s35a/final.safetensors FLAGS="--blocks 10 --luma-weight 2" bash benchmarks/gpu_train.sh
 # INIT_<scale> replaces that scale's starting file (default: the shipped one; carry it too when
 # git ignores it, as it does runs/); FLAGS adds `streamsr train` options for every scale.
-# The cosine schedule runs over MINUTES of training steps (`streamsr train --minutes`), so the
-# learning rate has decayed when the time is up; validation on Set5 and Set14 adds a few seconds.
+# LR defaults to 1e-4: five-minute cycles at 2e-4 to 5e-4 from the shipped (averaged) files ended
+# below them (docs/benchmarks.md, GPU). The cosine schedule runs over MINUTES of training steps
+# (`streamsr train --minutes`), so the learning rate has decayed when the time is up; validation on
+# Set5 and Set14 adds a few seconds each time.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}; mkdir -p "$OUT"
-SCALES=${SCALES:-4}; MINUTES=${MINUTES:-7}; BATCH=${BATCH:-64}; LR=${LR:-5e-4}; VAL_EVERY=${VAL_EVERY:-500}
+SCALES=${SCALES:-4}; MINUTES=${MINUTES:-7}; BATCH=${BATCH:-64}; LR=${LR:-1e-4}; VAL_EVERY=${VAL_EVERY:-500}
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if [ -d .whl ] && ! python3 -c "import av" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Packs training data a device call can carry (the whole tree it sends is capped at 64 MiB, and
 # ../shared/data/train alone is ~77 MB): a seeded random subset of the training images up to
-# BUDGET_MB (each image in a folder named after its source folder), plus Set5 and Set14 (~6 MB) for validation, into .data/ (ignored by git via .git/info/exclude).
-#   bash benchmarks/gpu_train_data.sh            # then: run(..., carry=[".data"])
+# BUDGET_MB, each in a folder named after its source folder (for `--sampling folder`), plus Set5 and
+# Set14 (~6 MB) for validation, into .data/ (ignored by git via .git/info/exclude).
+#   bash benchmarks/gpu_train_data.sh            # then: run(..., carry=[".data", ".whl"])
 set -euo pipefail
 cd "$(dirname "$0")/.."
-src=${SRC:-../shared/data}; budget=${BUDGET_MB:-40}
+# 19: what fits beside the PyAV wheel (36 MB; the device image has no PyAV), the repository and Set5/Set14.
+src=${SRC:-../shared/data}; budget=${BUDGET_MB:-19}
+mkdir -p .git/info
 grep -qx '/.data/' .git/info/exclude 2>/dev/null || echo '/.data/' >> .git/info/exclude
 rm -rf .data && mkdir -p .data/train .data/Set5 .data/Set14
 cp "$src"/bench/Set5/* .data/Set5/
