@@ -48,8 +48,8 @@ class Row(dict):
 
     def __setitem__(self, key: str, value: object) -> None:
         super().__setitem__(key, value)
-        print(f"  {self.get('case', '')} {key}: {value:.1f}" if isinstance(value, float) else f"  {self.get('case', '')} {key}: {value}",
-              file=sys.stderr, flush=True)
+        shown = f"{value:.1f}" if isinstance(value, float) else value
+        print(f"  {self['case']} {key}: {shown}", file=sys.stderr, flush=True)
 
 
 def case(name: str, scale: int, size: tuple[int, int], frames: int, tmp: Path, device: str, batch: int, codec: str) -> dict[str, object]:

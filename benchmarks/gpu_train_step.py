@@ -1,6 +1,7 @@
 """Where a training iteration's time goes on a GPU: drawing the batch (CPU), the step in fp32, the
-step under bf16 autocast, in milliseconds, for `streamsr train`'s batch and patch. It says whether
-a lease's training is held back by the data sampling or by the GPU.
+step under bf16 autocast, in milliseconds, for `streamsr train`'s batch and patch, with the x3
+recipe's loss (L1 + 0.05 FFT + 2x luma). It says whether a lease's training is held back by the
+data sampling or by the GPU. The trainer's EMA update (one foreach lerp) is left out.
 
     python benchmarks/gpu_train_step.py --data .data/train --model safdn-x3 --batch 64
 """
