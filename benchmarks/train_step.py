@@ -19,28 +19,39 @@ from streamsr.train.losses import PixelFFTLoss
 SHAPES = ((16, 48), (8, 48), (4, 48), (32, 24))  # (batch, LR patch)
 
 
-def step_seconds(model_name: str, batch: int, patch: int, channels_last: bool) -> float:
+def step_seconds(model_name: str, batch: int, patch: int, channels_last: bool, *, device: str = "cpu",
+                 autocast: torch.dtype | None = None, repeats: int = 0) -> float:
+    """Seconds per training step on random data, after warm-up (`repeats` 0: about 48 samples' worth)."""
     torch.manual_seed(0)
     model = build_model(model_name)
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=layout)
+    model = model.to(device, memory_format=layout)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss_fn = PixelFFTLoss(0.05)
     s = model.scale
-    lr = torch.rand(batch, 3, patch, patch).contiguous(memory_format=layout)
-    hr = torch.rand(batch, 3, patch * s, patch * s)
+    lr = torch.rand(batch, 3, patch, patch, device=device).contiguous(memory_format=layout)
+    hr = torch.rand(batch, 3, patch * s, patch * s, device=device)
 
     def step() -> None:
-        loss = loss_fn(model(lr), hr)
+        with torch.autocast(torch.device(device).type, dtype=autocast or torch.float32, enabled=autocast is not None):
+            out = model(lr)
+        loss = loss_fn(out.float(), hr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    step()  # allocator and kernels warm
-    n = max(2, 48 // batch)
+    def sync() -> None:
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(3 if repeats else 1):  # allocator and kernels warm (cuDNN picks its algorithms)
+        step()
+    n = repeats or max(2, 48 // batch)
+    sync()
     start = time.perf_counter()
     for _ in range(n):
         step()
+    sync()
     return (time.perf_counter() - start) / n
 
 
