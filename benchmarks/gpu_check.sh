@@ -2,7 +2,8 @@
 # The device check (issue 4): one command, no network, < 8 minutes on an H100/H200.
 #   1. installs the carried wheels (.whl/: PyAV, DALI joined from parts; see dali_parts.sh),
 #   2. runs the GPU tests with STREAMSR_REQUIRE_GPU=1 (they must run, not skip),
-#   3. benchmarks on generated clips (FRAMES each) and prints one table last.
+#   3. times the model's forward alone (gpu_forward.py: layouts, precisions, the top kernels),
+#   4. benchmarks on generated clips (FRAMES each) and prints one table last.
 # On a machine without CUDA it runs everything up to the GPU-only steps (smoke sizes).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ if [ -d .whl ]; then
 fi
 
 # PARTS picks steps, so a device call can put other work between them: PARTS=tests ...; PARTS=bench ...
-PARTS=${PARTS:-tests bench}; FRAMES=${FRAMES:-96}
+PARTS=${PARTS:-tests forward bench}; FRAMES=${FRAMES:-96}
 want() { [[ " $PARTS " == *" $1 "* ]]; }
 # DALI's tests run where DALI is installed (it only travels in parts, over several calls); without
 # it, STREAMSR_REQUIRE_GPU=1 would turn their skips into failures.
@@ -28,11 +29,15 @@ if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
   if want tests; then
     STREAMSR_REQUIRE_GPU=1 timeout "${TESTS_TIMEOUT:-240}" python3 -m pytest -q -rf -m "$marks" tests 2>&1 | tee "$OUT/gpu-tests.log"
   fi
+  if want forward; then
+    timeout 120 python3 benchmarks/gpu_forward.py 2>&1 | tee "$OUT/gpu-forward.log"
+  fi
   if want bench; then
     timeout "${BENCH_TIMEOUT:-300}" python3 benchmarks/gpu_bench.py --frames "$FRAMES" --json "$OUT/gpu-bench.json" 2>&1 | tee "$OUT/gpu-bench.log"
   fi
 else
   echo "no CUDA here: running the CPU-capable parts only"
   if want tests; then timeout 300 python3 -m pytest -q -m "needs_cuda or needs_dali" tests 2>&1 | tail -3; fi
+  if want forward; then timeout 300 python3 benchmarks/gpu_forward.py --frames 1 --size 64x36 | tail -3; fi
   if want bench; then timeout 300 python3 benchmarks/gpu_bench.py --smoke --json "$OUT/gpu-bench.json"; fi
 fi

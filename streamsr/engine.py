@@ -159,7 +159,10 @@ class Upscaler:
         module = self.model.module.eval().to(self.device)
         if self.device.type == "cuda" and self.dtype == torch.float16:
             module = module.half()  # fp16 weights on CUDA; the attention keeps fp32 inside
-        module = module.to(memory_format=torch.channels_last)
+        # channels_last suits the CPU's convolutions; on CUDA cuDNN's depthwise ones ran slower in it
+        # (H200, x3 fp16 over 4 frames of 480x270: 80.0 ms against 62.4 contiguous; docs/benchmarks.md).
+        self._layout = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        module = module.to(memory_format=self._layout)
         self._module: torch.nn.Module = SelfEnsemble(module) if self_ensemble else module
 
     @property
@@ -191,7 +194,7 @@ class Upscaler:
         return self._module(x)
 
     def _run(self, x: Tensor, *, graphs: bool = True) -> Tensor:
-        x = x.to(self.device, self._module_dtype).contiguous(memory_format=torch.channels_last)
+        x = x.to(self.device, self._module_dtype).contiguous(memory_format=self._layout)
         with self._autocast():
             return (self._forward(x) if graphs else self._module(x)).float().clamp_(0, 1)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from streamsr.models import REGISTRY, load_model, load_weights, measure_complexity, save_weights
-from streamsr.models.archs.safdn import SAFDN, shift_channels
+from streamsr.models.archs.safdn import SAFDN, gram, shift_channels
 
 
 @pytest.mark.parametrize(
@@ -67,6 +67,13 @@ def test_attention_is_global_and_linear_in_pixels() -> None:
     with torch.no_grad():
         far = (model(x) - model(x2))[:, :, -8:, -8:].abs().max()
     assert far > 0
+
+
+@pytest.mark.parametrize("pixels", [7, 16, 37])  # below one slice, whole slices, a padded last slice
+def test_sliced_gram_equals_the_plain_product(pixels: int) -> None:
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 3, 5, pixels, dtype=torch.float64), torch.randn(2, 3, 5, pixels, dtype=torch.float64)
+    torch.testing.assert_close(gram(q, k, chunk=8), q @ k.transpose(-2, -1))
 
 
 def test_complexity_reports_params_and_multiadds() -> None:

@@ -82,6 +82,29 @@ class ShiftSpatialAttention(nn.Module):
         return x * gate
 
 
+GRAM_CHUNK = 4096
+"""Pixels per slice of the attention's Gram product on CUDA (see `gram`)."""
+
+
+def gram(q: Tensor, k: Tensor, chunk: int = GRAM_CHUNK) -> Tensor:
+    """``q @ k.transpose(-2, -1)``, its sum over the pixels (the last axis) taken in slices of
+    ``chunk`` pixels, then added.
+
+    The product has d x d outputs for each image and head, and sums over every pixel of the frame.
+    As one matrix product a GPU gives it a handful of thread blocks: on an H200 it took 46% of an x3
+    forward over 4 frames of 480x270 (docs/benchmarks.md). Slices make the pixels a batch that the
+    GPU spreads over all its cores. A CPU's product needs no such help, so the model slices on CUDA only.
+    """
+    pixels = q.shape[-1]
+    if pixels <= chunk:
+        return q @ k.transpose(-2, -1)
+    pad = -pixels % chunk
+    q, k = F.pad(q, (0, pad)), F.pad(k, (0, pad))  # zero pixels add nothing to the sums
+    q = q.unflatten(-1, (-1, chunk)).transpose(-3, -2)  # (..., slices, d, chunk)
+    k = k.unflatten(-1, (-1, chunk)).transpose(-3, -2)
+    return (q @ k.transpose(-2, -1)).sum(-3)
+
+
 class ACSelfAttention(nn.Module):
     """Channel-compressing asymmetric-convolution path computing channel-wise self-attention.
 
@@ -109,7 +132,8 @@ class ACSelfAttention(nn.Module):
         # Gram matrix and softmax in fp32: a sum over all pixels overflows fp16's precision.
         q = F.normalize(q.float(), dim=-1)
         k = F.normalize(k.float(), dim=-1)
-        attn = torch.softmax((q @ k.transpose(-2, -1)) * self.temperature.float(), dim=-1)
+        logits = gram(q, k) if q.is_cuda else q @ k.transpose(-2, -1)
+        attn = torch.softmax(logits * self.temperature.float(), dim=-1)
         out = (attn.to(v.dtype) @ v).reshape(n, -1, h, w)
         return x + self.project(out)
 
