@@ -1,7 +1,8 @@
 """Where a training iteration's time goes on a GPU: drawing the batch from the training images
-(CPU), and the step (`train_step.step_seconds`: forward, L1 + FFT loss, backward, Adam) in fp32 and
-under bf16 autocast, in milliseconds. It says whether a lease's training is held back by the data
-sampling or by the GPU. The trainer's EMA update (one foreach lerp) is left out.
+(CPU), then the step (`train_step.step_seconds`: forward, L1 + FFT loss, backward, Adam) in fp32
+channels-last (what `streamsr train` runs), in fp32 contiguous, and under bf16 autocast, in
+milliseconds. The trainer's EMA update (one foreach lerp) is left out. On the H200 the three steps
+took 58.6, 59.0 and 79.1 ms at batch 64 (docs/benchmarks.md), and `torch.compile` 59.6 ms.
 
     python benchmarks/gpu_train_step.py --data .data/train --model safdn-x3 --batch 64
 """
@@ -27,17 +28,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"{args.model}, batch {args.batch}, LR patch {args.patch}, {torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}",
+          flush=True)
     bank = PairBank(find_images([args.data]), scale=CATALOG[args.model].scale, patch=args.patch)
     bank.sample(args.batch)
     start = time.perf_counter()
     for _ in range(args.repeats):
         bank.sample(args.batch)
-    rows = {"sample (CPU)": (time.perf_counter() - start) / args.repeats}
-    for name, dtype in (("step fp32", None), ("step bf16 autocast", torch.bfloat16)):
-        rows[name] = step_seconds(args.model, args.batch, args.patch, True, device=device, autocast=dtype, repeats=args.repeats)
-    print(f"{args.model}, batch {args.batch}, LR patch {args.patch}, {torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}")
-    for what, seconds in rows.items():
-        print(f"{what:<20}{seconds * 1000:>9.1f} ms")
+    print(f"{'sample (CPU)':<32}{(time.perf_counter() - start) / args.repeats * 1000:>9.1f} ms", flush=True)
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = True  # as the trainer sets it
+    for channels_last, dtype in ((True, None), (False, None), (True, torch.bfloat16)):
+        start = time.perf_counter()
+        seconds = step_seconds(args.model, args.batch, args.patch, channels_last, device=device, autocast=dtype, repeats=args.repeats)
+        label = f"{'bf16 autocast' if dtype else 'fp32'}, {'channels-last' if channels_last else 'contiguous'}"
+        print(f"step {label:<27}{seconds * 1000:>9.1f} ms   ({time.perf_counter() - start:.0f} s with warm-up)", flush=True)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,8 @@ class Trainer:
             log(f"initialised from {cfg.init}; {len(skipped)} tensors left at random: {skipped}")
         self.model = self.model.to(self.device, memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # training shapes never change: let cuDNN time its algorithms once
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.loss_fn = PixelFFTLoss(cfg.fft_weight, cfg.pixel_loss, cfg.luma_weight)
         self.out = Path(cfg.out)
