@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The device check (issue 4): one command, no network, < 8 minutes on an H100/H200.
-#   1. installs the carried wheels (.whl/: PyAV, DALI joined from parts; see dali_parts.sh),
+#   1. installs the carried wheels (.whl/: PyAV, DALI joined from parts; see device_env.sh),
 #   2. runs the GPU tests with STREAMSR_REQUIRE_GPU=1 (they must run, not skip),
 #   3. times the model's forward alone (gpu_forward.py: layouts, precisions, the top kernels),
 #   4. benchmarks on generated clips (FRAMES each) and prints one table last.
@@ -8,13 +8,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}; mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-
-if [ -d .whl ]; then
-  bash benchmarks/dali_parts.sh join .whl || exit 1
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH="$PYTHONPATH:/tmp/site"
-fi
+source benchmarks/device_env.sh || exit 1
 
 # PARTS picks steps, so a device call can put other work between them: PARTS=tests ...; PARTS=bench ...
 PARTS=${PARTS:-tests forward bench}; FRAMES=${FRAMES:-96}

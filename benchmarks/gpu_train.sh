@@ -20,15 +20,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}; mkdir -p "$OUT"
 SCALES=${SCALES:-4}; MINUTES=${MINUTES:-7}; BATCH=${BATCH:-64}; LR=${LR:-1e-4}; VAL_EVERY=${VAL_EVERY:-500}
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-if ! python3 -c "import av" 2>/dev/null; then
-  if [ -d .whl ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
-  elif python3 -c "import PIL" 2>/dev/null; then
-    export PYTHONPATH="$PWD/benchmarks/pillow_av:$PYTHONPATH"  # reads the images; training needs nothing else of PyAV
-    echo "no PyAV here: reading images through Pillow (benchmarks/pillow_av)"
-  fi
-fi
+source benchmarks/device_env.sh || exit 1
 read -ra flags <<< "${FLAGS:-}"  # split into words without glob expansion
 [ -d .data/train ] || { echo "no .data/train: run benchmarks/gpu_train_data.sh here and carry .data" >&2; exit 2; }
 if [ -n "${CALL_SECONDS:-}" ]; then
