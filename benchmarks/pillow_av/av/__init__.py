@@ -1,10 +1,10 @@
 """A stand-in for PyAV that reads still images through Pillow, for `streamsr train` on the device.
 
 The device image has Pillow but not PyAV, and PyAV's wheel (36 MB) would take over half of the
-64 MiB a call carries: room that training images fill better. `benchmarks/gpu_train.sh` puts this
+64 MiB a call carries: room that training images fill better. `benchmarks/device_env.sh` puts this
 folder on PYTHONPATH only when `import av` fails there. It decodes what `streamsr.io.images.read_image`
-asks of it and nothing else: any other use of PyAV raises `FFmpegError`, so a video path run on it
-fails loudly instead of quietly.
+asks of it and nothing else, so a video path run on it fails loudly: `open` for writing raises
+`FFmpegError`, and PyAV's other names are missing (AttributeError).
 """
 
 from __future__ import annotations
