@@ -11,13 +11,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # 53: what fits beside the repository (4 MB) and Set5/Set14 when PyAV's wheel stays behind (training
 # reads images through benchmarks/pillow_av there). Carrying the wheel too (36 MB) leaves 19.
-src=${SRC:-../shared/data}; budget=${BUDGET_MB:-53}
-mkdir -p .git/info
-grep -qx '/.data/' .git/info/exclude 2>/dev/null || echo '/.data/' >> .git/info/exclude
-rm -rf .data && mkdir -p .data/train .data/Set5 .data/Set14
-cp "$src"/bench/Set5/* .data/Set5/
-cp "$src"/bench/Set14/* .data/Set14/
-python3 - "$src/train" .data/train "$budget" <<'PY'
+src=${SRC:-../shared/data}; budget=${BUDGET_MB:-53}; dest=${DEST:-.data}  # DEST: for the tests
+if [ "$dest" = .data ]; then
+  mkdir -p .git/info
+  grep -qx '/.data/' .git/info/exclude 2>/dev/null || echo '/.data/' >> .git/info/exclude
+fi
+rm -rf "$dest" && mkdir -p "$dest/train" "$dest/Set5" "$dest/Set14"
+cp "$src"/bench/Set5/* "$dest/Set5/"
+cp "$src"/bench/Set14/* "$dest/Set14/"
+python3 - "$src/train" "$dest/train" "$budget" <<'PY'
 import math, random, shutil, sys
 from pathlib import Path
 
