@@ -159,8 +159,8 @@ class Upscaler:
         module = self.model.module.eval().to(self.device)
         if self.device.type == "cuda" and self.dtype == torch.float16:
             module = module.half()  # fp16 weights on CUDA; the attention keeps fp32 inside
-        # channels_last suits the CPU's convolutions; on CUDA cuDNN's depthwise ones ran slower in it
-        # (H200, x3 fp16 over 4 frames of 480x270: 80.0 ms against 62.4 contiguous; docs/benchmarks.md).
+        # channels_last suits the CPU's convolutions; on CUDA the forward ran slower in it (H200, x3
+        # fp16 over 4 frames of 480x270: 80.0 ms against 62.4 contiguous; docs/benchmarks.md).
         self._layout = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         module = module.to(memory_format=self._layout)
         self._module: torch.nn.Module = SelfEnsemble(module) if self_ensemble else module
