@@ -193,7 +193,7 @@ def test_weights_table_replaces_only_between_its_markers() -> None:
 
 
 def test_weights_table_summary_names_set5_once_in_the_order_given() -> None:
-    assert weights_table.summary({4: 31.8134, 3: 34.0756, 2: 37.7187}) == "x4 Set5 31.81 dB, x3 34.08, x2 37.72"
+    assert weights_table.summary({4: 31.8134, 3: 34.0978, 2: 37.7187}) == "x4 Set5 31.813 dB, x3 34.098, x2 37.719"
     with pytest.raises(ValueError):
         weights_table.summary({})
 
