@@ -36,7 +36,13 @@ def read_rgb(path: Path) -> np.ndarray:
         return next(container.decode(video=0)).to_ndarray(format="rgb24")
 
 
-shapes = {p: read_rgb(p).shape[:2] for p in files}
+def read_shape(path: Path) -> tuple[int, int]:
+    with av.open(str(path)) as container:  # the header only: each image is decoded once, below
+        stream = container.streams.video[0]
+        return stream.height, stream.width
+
+
+shapes = {p: read_shape(p) for p in files}
 sizes = {p: p.stat().st_size for p in files}
 side = 1.0
 for _ in range(4):  # images too small to cut go whole, and the rest share what they leave
