@@ -19,21 +19,18 @@ fi
 rm -rf "$dest" && mkdir -p "$dest/train" "$dest/Set5" "$dest/Set14"
 cp "$src"/bench/Set5/* "$dest/Set5/"
 cp "$src"/bench/Set14/* "$dest/Set14/"
-python3 - "$src/train" "$dest/train" "$budget" <<'PY'
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" python3 - "$src/train" "$dest/train" "$budget" <<'PY'
 import math, random, shutil, sys
 from pathlib import Path
 
 import av
 import numpy as np
 
+from streamsr.io.images import read_image
+
 MIN_SIDE = 192  # an x4 HR crop (LR patch 48)
 src, dst, budget = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]) * 2**20
 files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in {".png", ".webp"})
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    with av.open(str(path)) as container:
-        return next(container.decode(video=0)).to_ndarray(format="rgb24")
 
 
 def read_shape(path: Path) -> tuple[int, int]:
@@ -42,11 +39,17 @@ def read_shape(path: Path) -> tuple[int, int]:
         return stream.height, stream.width
 
 
+def window(shape: tuple[int, int], side: float) -> tuple[int, int] | None:
+    """The cut's (height, width) at `side` of each dimension; None: too small to cut, it goes whole."""
+    h, w = (round(n * side) for n in shape)
+    return (h, w) if min(h, w) >= MIN_SIDE else None
+
+
 shapes = {p: read_shape(p) for p in files}
 sizes = {p: p.stat().st_size for p in files}
 side = 1.0
 for _ in range(4):  # images too small to cut go whole, and the rest share what they leave
-    whole = sum(sizes[p] for p in files if min(shapes[p]) * side < MIN_SIDE)
+    whole = sum(sizes[p] for p in files if window(shapes[p], side) is None)
     side = math.sqrt(min(1.0, 0.97 * (budget - whole) / (sum(sizes.values()) - whole)))  # 3% spare: re-encoded sizes vary
 rng = random.Random(0)
 
@@ -65,14 +68,14 @@ cut = 0
 for p in files:
     folder = dst / p.parent.name
     folder.mkdir(exist_ok=True)
-    rgb = read_rgb(p)
-    h, w = (round(n * side) for n in rgb.shape[:2])
-    if side < 1 and min(h, w) >= MIN_SIDE:
-        y, x = rng.randrange(rgb.shape[0] - h + 1), rng.randrange(rgb.shape[1] - w + 1)
-        write_webp(rgb[y : y + h, x : x + w], folder / f"{p.stem}.webp")
-        cut += 1
-    else:
+    if side >= 1 or (cut_shape := window(shapes[p], side)) is None:
         shutil.copy(p, folder / p.name)
+        continue
+    (h, w), (full_h, full_w) = cut_shape, shapes[p]
+    y, x = rng.randrange(full_h - h + 1), rng.randrange(full_w - w + 1)
+    rgb = read_image(p)[:, y : y + h, x : x + w].permute(1, 2, 0).numpy()
+    write_webp(rgb, folder / f"{p.stem}.webp")
+    cut += 1
 used = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file())
 print(f"{len(files)} training images ({cut} cut to {side * side:.0%} of their area), {used / 2**20:.1f} MiB, in {dst}")
 if used > budget:
