@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 import torch
 
 from streamsr.models import REGISTRY, load_model, load_weights, measure_complexity, save_weights
-from streamsr.models.archs.safdn import SAFDN, gram, shift_channels
+from streamsr.models.archs import safdn
+from streamsr.models.archs.safdn import SAFDN, fuse_concatenation, gram, shift_channels
 
 
 @pytest.mark.parametrize(
@@ -74,6 +76,56 @@ def test_sliced_gram_equals_the_plain_product(pixels: int) -> None:
     torch.manual_seed(0)
     q, k = torch.randn(2, 3, 5, pixels, dtype=torch.float64), torch.randn(2, 3, 5, pixels, dtype=torch.float64)
     torch.testing.assert_close(gram(q, k, chunk=8), q @ k.transpose(-2, -1))
+
+
+def _concatenating_forward(model: SAFDN, x: torch.Tensor) -> torch.Tensor:
+    """SAFDN as DESIGN.md draws it: every fuse 1x1 applied to the concatenation of its inputs."""
+
+    def block_forward(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        kept, y = [], x
+        for distil, refine in zip(block.distil, block.refine, strict=True):
+            kept.append(block.act(distil(y)))
+            y = block.act(refine(y) + y)
+        kept.append(block.act(block.last(y)))
+        return x + block.spatial(block.attention(block.fuse(torch.cat(kept, dim=1))))
+
+    shallow = model.head(x)
+    outs, y = [], shallow
+    for block in model.body:
+        y = block_forward(block, y)
+        outs.append(y)
+    y = model.tail(model.fuse(torch.cat(outs, dim=1))) + shallow
+    base = torch.nn.functional.interpolate(x, scale_factor=model.scale, mode="bilinear", align_corners=False)
+    return model.upsample(y) + base
+
+
+@pytest.mark.parametrize("part_by_part", [False, True])  # the CPU's way, the GPU's way
+def test_model_fuses_the_concatenation_of_its_parts(monkeypatch: pytest.MonkeyPatch, part_by_part: bool) -> None:
+    """Either way of fusing (the model picks by device) computes the network DESIGN.md draws."""
+    def forced(fuse: torch.nn.Conv2d, parts: Iterable[torch.Tensor], **_: bool) -> torch.Tensor:
+        return fuse_concatenation(fuse, parts, part_by_part=part_by_part)
+
+    monkeypatch.setattr(safdn, "fuse_concatenation", forced)
+    torch.manual_seed(0)
+    model = SAFDN(feat=8, blocks=3, esa=4, scale=2).double().eval()
+    for p in model.parameters():
+        p.data.normal_(0, 0.2)
+    x = torch.rand(2, 3, 12, 10, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), _concatenating_forward(model, x))
+
+
+def test_part_by_part_fuse_has_the_concatenations_values_and_gradients() -> None:
+    torch.manual_seed(0)
+    fuse = torch.nn.Conv2d(12, 5, 1).double()
+    parts = [torch.randn(2, 4, 6, 7, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+    results = []
+    for part_by_part in (False, True):
+        out = fuse_concatenation(fuse, iter(parts), part_by_part=part_by_part)
+        grads = torch.autograd.grad((out * out).sum(), [*parts, fuse.weight, fuse.bias])
+        results.append((out, *grads))
+    for whole, summed in zip(*results, strict=True):
+        torch.testing.assert_close(summed, whole)
 
 
 def test_complexity_reports_params_and_multiadds() -> None:

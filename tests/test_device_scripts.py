@@ -47,6 +47,13 @@ def test_gpu_forward_times_layouts_and_the_sliced_gram() -> None:
         assert line in out
 
 
+def test_fuse_memory_measures_both_ways() -> None:
+    out = run(sys.executable, "benchmarks/fuse_memory.py", "--size", "40x24", "--runs", "1")
+    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("fuse ")}
+    assert set(rows) == {"whole", "part-by-part"}
+    assert "part-by-part / whole: peak" in out
+
+
 def test_gpu_train_step_times_the_trainer_step(tmp_path: Path) -> None:
     for i in range(2):
         noise_png(tmp_path / f"{i}.png", 64, 48, i)
@@ -85,7 +92,8 @@ def test_gpu_train_data_keeps_every_image_within_the_budget(tmp_path: Path) -> N
 def test_gpu_check_runs_its_cpu_branch(tmp_path: Path) -> None:
     out = run("bash", "benchmarks/gpu_check.sh", env={"PARTS": "forward", "OUT": str(tmp_path)})
     assert "no CUDA here" in out
-    assert "Self CPU time total" in out  # the profile table, the forward part's last lines
+    assert "Self CPU time total" in out  # the profile table, gpu_forward's last lines
+    assert "part-by-part / whole: peak" in out  # fuse_memory's last line
 
 
 def test_gpu_train_sh_parses() -> None:

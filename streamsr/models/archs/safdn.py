@@ -23,7 +23,7 @@ global attention and tiles line up with the full frame.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -80,6 +80,27 @@ class ShiftSpatialAttention(nn.Module):
         r = self.reduce(shift_channels(x, self.shift_fraction))
         gate = torch.sigmoid(self.expand(self.context(r) + self.local(r)))
         return x * gate
+
+
+def fuse_concatenation(fuse: nn.Conv2d, parts: Iterable[Tensor], *, part_by_part: bool) -> Tensor:
+    """``fuse(torch.cat(list(parts), dim=1))`` for a 1x1 `fuse` and parts of equal channels.
+
+    `part_by_part` sums each part's share of the 1x1 (its slice of the input channels; the bias
+    once) as `parts` yields them, so neither the parts nor their concatenated copy are held: an
+    SAFDN's final fuse otherwise keeps every block's output twice over. That is the GPU's way,
+    where memory caps the batch. On the CPU, where tiles cap the memory, the eight thin 1x1s and
+    their sums ran slower than one concatenation (x2 in bf16: +5%; docs/benchmarks.md).
+    """
+    if not part_by_part:
+        return fuse(torch.cat(list(parts), dim=1))
+    fused = None
+    for i, part in enumerate(parts):
+        c = part.shape[1]
+        share = F.conv2d(part, fuse.weight[:, i * c : (i + 1) * c], fuse.bias if i == 0 else None)
+        fused = share if fused is None else fused.add_(share)
+    if fused is None:
+        raise ValueError("nothing to fuse")
+    return fused
 
 
 GRAM_CHUNK = 4096
@@ -155,14 +176,15 @@ class SAFDBlock(nn.Module):
         self.spatial = ShiftSpatialAttention(feat, reduced=esa, shift_fraction=shift_fraction)
 
     def forward(self, x: Tensor) -> Tensor:
-        kept = []
-        y = x
-        for distil, refine in zip(self.distil, self.refine, strict=True):
-            kept.append(self.act(distil(y)))
-            y = self.act(refine(y) + y)
-        kept.append(self.act(self.last(y)))
-        y = self.fuse(torch.cat(kept, dim=1))
-        y = self.spatial(self.attention(y))
+        def distilled() -> Iterator[Tensor]:
+            y = x
+            for distil, refine in zip(self.distil, self.refine, strict=True):
+                yield self.act(distil(y))
+                y = self.act(refine(y) + y)
+            yield self.act(self.last(y))
+
+        fused = fuse_concatenation(self.fuse, distilled(), part_by_part=x.is_cuda)
+        y = self.spatial(self.attention(fused))
         return x + y
 
 
@@ -217,12 +239,15 @@ class SAFDN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         shallow = self.head(x)
-        y = shallow
-        outs = []
-        for block in self.body:
-            y = block(y)
-            outs.append(y)
-        y = self.tail(self.fuse(torch.cat(outs, dim=1))) + shallow
+
+        def block_outputs() -> Iterator[Tensor]:
+            y = shallow
+            for block in self.body:
+                y = block(y)
+                yield y
+
+        fused = fuse_concatenation(self.fuse[0], block_outputs(), part_by_part=x.is_cuda)
+        y = self.tail(self.fuse[1](fused)) + shallow
         # Predict the residual over a bilinear upscale: faster convergence, same capacity.
         base = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
         return self.upsample(y) + base
