@@ -427,7 +427,7 @@ def evaluate(model_name: str | None, scale: str, data_dirs: tuple[Path, ...], js
     for d in dirs:
         sc = evaluate_set(d, upscale, scale=s)
         scores.append(sc)
-        click.echo(f"{sc.name:<8} {sc.images:>6} {sc.psnr:>7.2f} {sc.ssim:>7.4f} {sc.bicubic_psnr:>8.2f} {sc.bicubic_ssim:>8.4f} {sc.images_per_second:>6.2f}")
+        click.echo(f"{sc.name:<8} {sc.images:>6} {sc.psnr:>7.3f} {sc.ssim:>7.4f} {sc.bicubic_psnr:>8.3f} {sc.bicubic_ssim:>8.4f} {sc.images_per_second:>6.2f}")
     table = {sc.name: {"psnr": round(sc.psnr, 4), "ssim": round(sc.ssim, 4)} for sc in scores}
     if json_path:
         json_path.write_text(json.dumps({"model": model.name, "scale": s, "self_ensemble": self_ensemble,

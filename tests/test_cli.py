@@ -181,7 +181,11 @@ def test_eval_scores_the_self_ensemble_apart(tmp_path: Path, tiny_weights: Path)
     code, text = run("eval", "-m", str(tiny_weights), "-s", "2", str(images), "--self-ensemble", "--json", str(tmp_path / "e.json"))
     assert code == 0, text
     assert "+ (self-ensemble of 8)" in text.splitlines()[0]
-    assert json.loads((tmp_path / "e.json").read_text())["self_ensemble"] is True
+    scores = json.loads((tmp_path / "e.json").read_text())
+    assert scores["self_ensemble"] is True
+    # The table prints PSNR to a thousandth: at two decimals 34.0978 would read as a met 34.10 target.
+    row = next(line.split() for line in text.splitlines() if line.split()[:2] == ["set", "1"])  # the set's row
+    assert row[2] == f"{scores['sets'][0]['psnr']:.3f}"
     code, text = run("eval", "-m", str(tiny_weights), "-s", "2", str(images), "--self-ensemble", "--export", str(tmp_path / "w.safetensors"))
     assert code != 0 and "--export" in text and not (tmp_path / "w.safetensors").exists()
 
