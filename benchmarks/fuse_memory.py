@@ -37,7 +37,7 @@ def measure(model: str, width: int, height: int, frames: int, way: str) -> dict[
         torch.set_num_threads(1)
     upscaler = Upscaler(model, tile=0, batch=frames)
     x = torch.rand(frames, 3, height, width, device=upscaler.device)
-    idle = current_rss_bytes()
+    idle = 0 if cuda else current_rss_bytes()  # on CUDA: the allocator's count, read after the warm call
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     with torch.inference_mode():
         upscaler(x)  # the first call also builds the kernels (oneDNN's, cuDNN's): time the second
