@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 
 import torch
 
@@ -30,8 +31,13 @@ def measure(model: str, width: int, height: int, frames: int, way: str) -> dict[
     from streamsr.engine import Upscaler
     from streamsr.models.archs import safdn
 
-    fuse = safdn.fuse_concatenation
-    safdn.fuse_concatenation = lambda conv, parts, **_: fuse(conv, parts, part_by_part=way == "part-by-part")
+    fuse, calls = safdn.fuse_concatenation, []
+
+    def forced(conv: torch.nn.Conv2d, parts: Iterable[torch.Tensor], **_: bool) -> torch.Tensor:
+        calls.append(way)
+        return fuse(conv, parts, part_by_part=way == "part-by-part")
+
+    safdn.fuse_concatenation = forced
     cuda = torch.cuda.is_available()
     if not cuda:
         torch.set_num_threads(1)
@@ -49,6 +55,8 @@ def measure(model: str, width: int, height: int, frames: int, way: str) -> dict[
         upscaler(x)
         sync()
         seconds = time.perf_counter() - start
+    if not calls:  # a model that fused some other way would make the two measurements the same one
+        raise RuntimeError(f"{model} never called safdn.fuse_concatenation: nothing to compare")
     if cuda:
         peak = torch.cuda.max_memory_allocated() - idle
     else:  # the upscaler's share: the process's peak over what it held before the first call
