@@ -3,7 +3,8 @@
 #   1. installs the carried wheels (.whl/: PyAV, DALI joined from parts; see device_env.sh),
 #   2. runs the GPU tests with STREAMSR_REQUIRE_GPU=1 (they must run, not skip),
 #   3. times the model's forward alone (gpu_forward.py: layouts, precisions, the top kernels) and
-#      its two ways to fuse (fuse_memory.py: peak memory and time, whole against part by part),
+#      its two ways to fuse (fuse_memory.py: peak memory and time, whole against part by part) and
+#      its attention's statistics (attention_window.py: windowed against global),
 #   4. benchmarks on generated clips (FRAMES each) and prints one table last.
 # On a machine without CUDA it runs everything up to the GPU-only steps (smoke sizes).
 set -uo pipefail
@@ -27,6 +28,7 @@ if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
   if want forward; then
     timeout 120 python3 benchmarks/gpu_forward.py 2>&1 | tee "$OUT/gpu-forward.log"
     timeout 120 python3 benchmarks/fuse_memory.py --size 960x540 --frames 4 --runs 1 2>&1 | tee "$OUT/fuse-memory.log"
+    timeout 120 python3 benchmarks/attention_window.py --size 960x540 --frames 4 2>&1 | tee "$OUT/attention-window.log"
   fi
   if want bench; then
     timeout "${BENCH_TIMEOUT:-300}" python3 benchmarks/gpu_bench.py --frames "$FRAMES" --json "$OUT/gpu-bench.json" 2>&1 | tee "$OUT/gpu-bench.log"
@@ -37,6 +39,7 @@ else
   if want forward; then
     timeout 300 python3 benchmarks/gpu_forward.py --frames 1 --size 64x36 | tail -3
     timeout 300 python3 benchmarks/fuse_memory.py --size 64x36 --runs 1
+    timeout 300 python3 benchmarks/attention_window.py --size 128x72 --rounds 1 | tail -1
   fi
   if want bench; then timeout 300 python3 benchmarks/gpu_bench.py --smoke --json "$OUT/gpu-bench.json"; fi
 fi

@@ -54,6 +54,13 @@ def test_fuse_memory_measures_both_ways() -> None:
     assert "part-by-part / whole: peak" in out
 
 
+def test_attention_window_times_both_ways() -> None:
+    out = run(sys.executable, "benchmarks/attention_window.py", "--size", "120x72", "--rounds", "1")
+    rows = {line.split()[0] for line in out.splitlines() if " median " in line}
+    assert rows == {"global", "windowed"}
+    assert "windowed / global: " in out and "window 48, 120x72" in out
+
+
 def test_gpu_train_step_times_the_trainer_step(tmp_path: Path) -> None:
     for i in range(2):
         noise_png(tmp_path / f"{i}.png", 64, 48, i)
@@ -94,6 +101,7 @@ def test_gpu_check_runs_its_cpu_branch(tmp_path: Path) -> None:
     assert "no CUDA here" in out
     assert "Self CPU time total" in out  # the profile table, gpu_forward's last lines
     assert "part-by-part / whole: peak" in out  # fuse_memory's last line
+    assert "windowed / global: " in out  # attention_window's last line
 
 
 def test_gpu_train_sh_parses() -> None:

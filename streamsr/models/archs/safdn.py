@@ -12,6 +12,13 @@ Our reading of the paper, whose abstract is all that is public:
   attention is channel-wise ("transposed"), so its cost is linear in the number of pixels.
   q and k are L2-normalised over the pixels and scaled by a learned temperature, which keeps the
   logits in [-t, t] and the block fp16-safe; the Gram product is summed in fp32.
+* The attention's statistics (the normalised Gram matrix) are gathered over windows of ``window``
+  pixels, the LR patch the weights were trained on: every training patch fits in one window, so
+  training computes the global attention above, while a large frame no longer pools statistics
+  over far more pixels (and far more varied content) than training ever showed the weights.
+  Windows of 2x2 cells of ``window // 2`` pixels sit on a grid and each pixel blends the attention
+  of the four windows around it bilinearly, so the windows leave no seams (test-time local
+  statistics, as TLC does for global pooling: Chu et al., ECCV 2022; docs/benchmarks.md).
 * Last a spatial attention: a fraction of the channels is shifted by one pixel up, down, left and
   right (zero fill, implemented as slicing so it costs no FLOPs), then an ESA-style gate
   (reduce, context, expand, sigmoid) multiplies the block's features.
@@ -103,6 +110,9 @@ def fuse_concatenation(fuse: nn.Conv2d, parts: Iterable[Tensor], *, part_by_part
     return fused
 
 
+TRAINING_PATCH = 48
+"""The LR patch side every shipped SAFDN was trained on: the default attention window."""
+
 GRAM_CHUNK = 4096
 """Pixels per slice of the attention's Gram product on CUDA (see `gram`)."""
 
@@ -126,18 +136,94 @@ def gram(q: Tensor, k: Tensor, chunk: int = GRAM_CHUNK) -> Tensor:
     return (q @ k.transpose(-2, -1)).sum(-3)
 
 
+def check_window(window: int) -> None:
+    if window < 0 or window % 2:
+        raise ValueError(f"window must be 0 (global) or an even number of pixels, got {window}")
+
+
+def _window_axis(length: int, cell: int, device: torch.device) -> tuple[int, Tensor, Tensor]:
+    """Cut one axis into cells of ``cell`` pixels (the last one padded).
+
+    Returns the number of cells; for each of the cells + 1 grid vertices, the first of the two
+    cells its window covers (kept inside the axis, so border windows are shifted, never cut
+    short); and for each (padded) pixel the bilinear weight of the vertex after it.
+    """
+    cells = -(-length // cell)
+    first = (torch.arange(cells + 1, device=device) - 1).clamp(0, max(cells - 2, 0))
+    after = (torch.arange(cell, device=device) + 0.5) / cell
+    return cells, first, after
+
+
+def _window_sums(x: Tensor, first_h: Tensor, first_w: Tensor) -> Tensor:
+    """Per-cell sums (n, heads, ch, cw, ...) -> each grid vertex's window sum (2x2 cells or fewer)."""
+    for dim, first in ((2, first_h), (3, first_w)):
+        if x.shape[dim] > 1:
+            x = x.narrow(dim, 0, x.shape[dim] - 1) + x.narrow(dim, 1, x.shape[dim] - 1)
+        x = x.index_select(dim, first)
+    return x
+
+
+def windowed_attention(q: Tensor, k: Tensor, v: Tensor, temperature: Tensor, window: int) -> Tensor:
+    """Channel-wise attention whose statistics come from windows of ``window`` x ``window`` pixels.
+
+    q, k, v are (n, heads, d, h, w); returns the attended values as (n, heads * d, h, w). The frame
+    is cut into cells of ``window // 2``; the window at each cell corner covers the 2x2 cells around
+    it, and its attention is the global one computed over those pixels alone (q and k L2-normalised
+    over them, the d x d Gram scaled by the temperature, softmax). Each pixel applies the bilinear
+    blend of the attention of its cell's four corners. Cost: the Gram products once over the frame
+    (cell by cell), the attention applied twice.
+    """
+    n, heads, d, h, w = q.shape
+    cell = window // 2
+    cells_h, first_h, after_h = _window_axis(h, cell, q.device)
+    cells_w, first_w, after_w = _window_axis(w, cell, q.device)
+    pad = (0, cells_w * cell - w, 0, cells_h * cell - h)  # zero pixels add nothing to the sums
+
+    def by_cell(x: Tensor) -> Tensor:  # (n, heads, d, h, w) -> (n, heads, cells h, cells w, d, cell * cell)
+        x = F.pad(x, pad).reshape(n, heads, d, cells_h, cell, cells_w, cell)
+        return x.permute(0, 1, 3, 5, 2, 4, 6).reshape(n, heads, cells_h, cells_w, d, cell * cell)
+
+    # Sums in fp32, as the global attention does.
+    qc, kc = by_cell(q.float()), by_cell(k.float())
+    gram_sums = _window_sums(qc @ kc.transpose(-2, -1), first_h, first_w)
+    q_norms = _window_sums(qc.square().sum(-1), first_h, first_w).clamp_min(1e-24).sqrt()
+    k_norms = _window_sums(kc.square().sum(-1), first_h, first_w).clamp_min(1e-24).sqrt()
+    logits = gram_sums / (q_norms[..., :, None] * k_norms[..., None, :])
+    attn = torch.softmax(logits * temperature.float().reshape(1, heads, 1, 1, 1, 1), dim=-1).to(v.dtype)
+
+    # Blend along x first: each column of a cell gets its own mix of the left and right corners'
+    # attention, applied to that column's values; then the two rows of corners mix along y.
+    # Half the products of applying the four corners' attention to every pixel, and the same sum.
+    by_column = F.pad(v, pad).reshape(n, heads, d, cells_h, cell, cells_w, cell).permute(0, 1, 3, 5, 6, 2, 4)
+    wx = after_w.to(v.dtype)[:, None, None]  # (cell x, 1, 1)
+    wy = after_h.to(v.dtype)  # (cell y,)
+    out = None
+    for dy, weight_y in ((0, 1 - wy), (1, wy)):
+        corners = attn[:, :, dy : dy + cells_h, :, None]  # (n, heads, ch, cw + 1, 1, d, d)
+        mixed = torch.lerp(corners[:, :, :, :-1], corners[:, :, :, 1:], wx)  # (n, heads, ch, cw, cell x, d, d)
+        part = (mixed @ by_column).mul_(weight_y)  # (n, heads, ch, cw, cell x, d, cell y)
+        out = part if out is None else out.add_(part)
+    assert out is not None
+    out = out.permute(0, 1, 5, 2, 6, 3, 4).reshape(n, heads * d, cells_h * cell, cells_w * cell)
+    return out[:, :, :h, :w]
+
+
 class ACSelfAttention(nn.Module):
     """Channel-compressing asymmetric-convolution path computing channel-wise self-attention.
 
-    Cost is O(HW * d^2) with d = feat // compress, i.e. linear in the number of pixels.
+    Cost is O(HW * d^2) with d = feat // compress, i.e. linear in the number of pixels. Inputs
+    larger than ``window`` (0: no limit) gather the attention's statistics window by window
+    (`windowed_attention`).
     """
 
-    def __init__(self, feat: int, *, compress: int, kernel: int, heads: int) -> None:
+    def __init__(self, feat: int, *, compress: int, kernel: int, heads: int, window: int = 0) -> None:
         super().__init__()
         hidden = feat // compress
         if hidden % heads:
             raise ValueError(f"feat // compress ({hidden}) must be divisible by heads ({heads})")
+        check_window(window)
         self.heads = heads
+        self.window = window
         self.compress = nn.Conv2d(feat, hidden, 1)
         self.qkv = nn.Conv2d(hidden, 3 * hidden, 1, bias=False)
         pad = kernel // 2
@@ -149,6 +235,9 @@ class ACSelfAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         n, _, h, w = x.shape
         qkv = self.asym_v(F.leaky_relu(self.asym_h(self.qkv(self.compress(x))), 0.05))
+        if self.window and max(h, w) > self.window:
+            q, k, v = qkv.reshape(n, 3, self.heads, -1, h, w).unbind(1)
+            return x + self.project(windowed_attention(q, k, v, self.temperature, self.window))
         q, k, v = qkv.reshape(n, 3, self.heads, -1, h * w).unbind(1)
         # Gram matrix and softmax in fp32: a sum over all pixels overflows fp16's precision.
         q = F.normalize(q.float(), dim=-1)
@@ -163,7 +252,7 @@ class SAFDBlock(nn.Module):
     """Feature distillation, then global channel attention, then shifted spatial attention."""
 
     def __init__(
-        self, feat: int, *, compress: int, kernel: int, heads: int, esa: int, shift_fraction: float
+        self, feat: int, *, compress: int, kernel: int, heads: int, esa: int, shift_fraction: float, window: int = 0
     ) -> None:
         super().__init__()
         distilled = feat // 2
@@ -172,7 +261,7 @@ class SAFDBlock(nn.Module):
         self.last = BSConv(feat, distilled)
         self.fuse = nn.Conv2d(4 * distilled, feat, 1)
         self.act = nn.LeakyReLU(0.05, inplace=True)
-        self.attention = ACSelfAttention(feat, compress=compress, kernel=kernel, heads=heads)
+        self.attention = ACSelfAttention(feat, compress=compress, kernel=kernel, heads=heads, window=window)
         self.spatial = ShiftSpatialAttention(feat, reduced=esa, shift_fraction=shift_fraction)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -192,7 +281,9 @@ class SAFDN(nn.Module):
     """Self-attention feature distillation network for single-image super-resolution.
 
     Input (N, in_ch, H, W) float in [0, 1]; output (N, in_ch, H*scale, W*scale), not clamped
-    (clamping is the engine's job). Any H, W >= 1 is accepted.
+    (clamping is the engine's job). Any H, W >= 1 is accepted. ``window``: the side of the
+    windows the attention gathers its statistics over (0: the whole input); the default is the
+    patch the shipped weights were trained on.
     """
 
     def __init__(
@@ -207,6 +298,7 @@ class SAFDN(nn.Module):
         heads: int = 1,
         esa: int = 16,
         shift_fraction: float = 0.125,
+        window: int = TRAINING_PATCH,
     ) -> None:
         super().__init__()
         if scale not in (1, 2, 3, 4, 8):
@@ -221,12 +313,19 @@ class SAFDN(nn.Module):
             "heads": heads,
             "esa": esa,
             "shift_fraction": shift_fraction,
+            "window": window,
         }
         self.scale = scale
         self.head = nn.Conv2d(in_ch, feat, 3, padding=1)
         self.body = nn.ModuleList(
             SAFDBlock(
-                feat, compress=compress, kernel=kernel, heads=heads, esa=esa, shift_fraction=shift_fraction
+                feat,
+                compress=compress,
+                kernel=kernel,
+                heads=heads,
+                esa=esa,
+                shift_fraction=shift_fraction,
+                window=window,
             )
             for _ in range(blocks)
         )
@@ -236,6 +335,13 @@ class SAFDN(nn.Module):
         # Start as plain bilinear upscaling: training refines a sane image instead of noise.
         nn.init.zeros_(self.upsample[0].weight)
         nn.init.zeros_(self.upsample[0].bias)
+
+    def set_attention_window(self, window: int) -> None:
+        """Gather every block's attention statistics over ``window`` pixels (0: the whole input)."""
+        check_window(window)
+        for block in self.body:
+            block.attention.window = window
+        self.hparams["window"] = window
 
     def forward(self, x: Tensor) -> Tensor:
         shallow = self.head(x)

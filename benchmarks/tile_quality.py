@@ -1,0 +1,77 @@
+"""What tiling costs in quality: Y-PSNR/SSIM of whole frames and of tiles, with the shipped weights.
+
+    python benchmarks/tile_quality.py Set5 Set14 B100 --model safdn-x4 --tiles 64 120
+
+SAFDN's channel attention is global, so a tile sees only its own context and tiled output is not
+bit-identical to the whole frame. This scores each set whole and at each tile size (the engine's
+default 32 px overlap), as `streamsr eval` scores (Y channel, border = scale), and prints how far
+the tiled pictures move from the whole ones in 8-bit code values. The engine runs as `streamsr
+upscale` runs it on this machine (its automatic precision) unless --precision says otherwise, and
+with the attention window the weights file records unless --window says otherwise (0: global).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from streamsr.engine import Upscaler
+from streamsr.models import ModelDescriptor, load_model
+from streamsr.train.evaluate import DEFAULT_BENCH, evaluate_set
+
+
+def load(name: str, window: int | None) -> ModelDescriptor:
+    model = load_model(name)
+    if window is not None:
+        model.module.set_attention_window(window)
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sets", nargs="*", default=["Set5", "Set14"],
+                        help="set names under ../shared/data/bench, or folders")
+    parser.add_argument("--model", default="safdn-x4")
+    parser.add_argument("--tiles", type=int, nargs="+", default=[64, 120], help="LR tile sides (after the sets)")
+    parser.add_argument("--overlap", type=int, default=32)
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--window", type=int, help="the attention's window (0: global; default: the file's)")
+    args = parser.parse_args()
+
+    whole = Upscaler(load(args.model, args.window), device="cpu", precision=args.precision, tile=0)
+    scale = whole.scale
+    print(f"{args.model}, {whole.precision_name}, attention window {whole.model.hparams['window']}, "
+          f"{torch.get_num_threads()} threads, overlap {args.overlap}")
+    print(f"{'set':<8} {'tile':>5} {'PSNR':>8} {'SSIM':>7} {'max diff':>9} {'mean diff':>10}")
+    for name in args.sets:
+        folder = Path(name) if Path(name).is_dir() else DEFAULT_BENCH / name
+        # evaluate_set calls the upscaler once per image, in the same order every time, so the
+        # tiled runs can compare each picture with the whole one by its position.
+        reference: list[torch.Tensor] = []
+
+        def run_whole(lr: torch.Tensor) -> torch.Tensor:
+            reference.append(whole.upscale_frames(lr[None])[0])
+            return reference[-1]
+
+        score = evaluate_set(folder, run_whole, scale=scale)
+        print(f"{score.name:<8} {'whole':>5} {score.psnr:8.4f} {score.ssim:7.4f}")
+        for tile in args.tiles:
+            engine = Upscaler(load(args.model, args.window), device="cpu", precision=args.precision, tile=tile,
+                              tile_overlap=args.overlap)
+            diffs: list[torch.Tensor] = []
+
+            def run_tiled(lr: torch.Tensor, engine: Upscaler = engine) -> torch.Tensor:
+                out = engine.upscale_frames(lr[None])[0]
+                diffs.append((out.float() - reference[len(diffs)].float()).abs())
+                return out
+
+            score = evaluate_set(folder, run_tiled, scale=scale)
+            worst = max(d.max().item() for d in diffs)
+            mean = sum(d.mean().item() for d in diffs) / len(diffs)
+            print(f"{score.name:<8} {tile:>5} {score.psnr:8.4f} {score.ssim:7.4f} {worst:9.0f} {mean:10.3f}")
+
+
+if __name__ == "__main__":
+    main()
