@@ -19,7 +19,7 @@ import torch
 
 from streamsr.engine import Upscaler
 from streamsr.models import ModelDescriptor, load_model
-from streamsr.train.evaluate import DEFAULT_BENCH, evaluate_set
+from streamsr.train.evaluate import DEFAULT_BENCH, SetScore, evaluate_set
 
 
 def load(name: str, window: int | None) -> ModelDescriptor:
@@ -27,6 +27,32 @@ def load(name: str, window: int | None) -> ModelDescriptor:
     if window is not None:
         model.module.set_attention_window(window)
     return model
+
+
+def score_whole(folder: Path, engine: Upscaler) -> tuple[SetScore, list[torch.Tensor]]:
+    """The set's scores, and each picture in the order `evaluate_set` asked for them."""
+    pictures: list[torch.Tensor] = []
+
+    def run(lr: torch.Tensor) -> torch.Tensor:
+        pictures.append(engine.upscale_frames(lr[None])[0])
+        return pictures[-1]
+
+    return evaluate_set(folder, run, scale=engine.scale), pictures
+
+
+def score_tiled(folder: Path, engine: Upscaler, whole: list[torch.Tensor]) -> tuple[SetScore, list[torch.Tensor]]:
+    """The set's scores, and each picture's distance from the whole-frame one, in code values.
+
+    `evaluate_set` calls the upscaler once per image, in the same order every time, so a picture
+    is matched with the whole one by its position."""
+    distances: list[torch.Tensor] = []
+
+    def run(lr: torch.Tensor) -> torch.Tensor:
+        out = engine.upscale_frames(lr[None])[0]
+        distances.append((out.float() - whole[len(distances)].float()).abs())
+        return out
+
+    return evaluate_set(folder, run, scale=engine.scale), distances
 
 
 def main() -> None:
@@ -41,37 +67,20 @@ def main() -> None:
     args = parser.parse_args()
 
     whole = Upscaler(load(args.model, args.window), device="cpu", precision=args.precision, tile=0)
-    scale = whole.scale
     print(f"{args.model}, {whole.precision_name}, attention window {whole.model.hparams['window']}, "
           f"{torch.get_num_threads()} threads, overlap {args.overlap}")
     print(f"{'set':<8} {'tile':>5} {'PSNR':>8} {'SSIM':>7} {'max diff':>9} {'mean diff':>10}")
     for name in args.sets:
         folder = Path(name) if Path(name).is_dir() else DEFAULT_BENCH / name
-        # evaluate_set calls the upscaler once per image, in the same order every time, so the
-        # tiled runs can compare each picture with the whole one by its position.
-        reference: list[torch.Tensor] = []
-
-        def run_whole(lr: torch.Tensor) -> torch.Tensor:
-            reference.append(whole.upscale_frames(lr[None])[0])
-            return reference[-1]
-
-        score = evaluate_set(folder, run_whole, scale=scale)
+        score, pictures = score_whole(folder, whole)
         print(f"{score.name:<8} {'whole':>5} {score.psnr:8.4f} {score.ssim:7.4f}")
         for tile in args.tiles:
             engine = Upscaler(load(args.model, args.window), device="cpu", precision=args.precision, tile=tile,
                               tile_overlap=args.overlap)
-            diffs: list[torch.Tensor] = []
-
-            def run_tiled(lr: torch.Tensor, engine: Upscaler = engine) -> torch.Tensor:
-                out = engine.upscale_frames(lr[None])[0]
-                diffs.append((out.float() - reference[len(diffs)].float()).abs())
-                return out
-
-            score = evaluate_set(folder, run_tiled, scale=scale)
-            worst = max(d.max().item() for d in diffs)
-            mean = sum(d.mean().item() for d in diffs) / len(diffs)
+            score, distances = score_tiled(folder, engine, pictures)
+            worst = max(d.max().item() for d in distances)
+            mean = sum(d.mean().item() for d in distances) / len(distances)
             print(f"{score.name:<8} {tile:>5} {score.psnr:8.4f} {score.ssim:7.4f} {worst:9.0f} {mean:10.3f}")
-
 
 if __name__ == "__main__":
     main()

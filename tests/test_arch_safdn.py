@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from streamsr.models import REGISTRY, load_model, load_weights, measure_complexity, save_weights
 from streamsr.models.archs import safdn
@@ -18,6 +19,7 @@ from streamsr.models.archs.safdn import (
     shift_channels,
     windowed_attention,
 )
+from streamsr.models.weights import read_metadata
 
 
 @pytest.mark.parametrize(
@@ -159,9 +161,6 @@ def test_weights_without_a_window_get_the_training_patch(tmp_path: Path) -> None
     """Files written before the window existed (the shipped ones among them) run with it."""
     model = SAFDN(feat=8, blocks=1, esa=4, scale=2)
     save_weights(model, tmp_path / "m.safetensors", arch="safdn")
-    from safetensors.torch import load_file, save_file
-    from streamsr.models.weights import read_metadata
-
     meta = read_metadata(tmp_path / "m.safetensors")
     hparams = json.loads(meta["hparams"])
     del hparams["window"]

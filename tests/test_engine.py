@@ -170,10 +170,10 @@ def test_auto_batch_on_cuda_uses_free_memory() -> None:
 
 @pytest.mark.parametrize(("name", "tile"), [("safdn-x2", 128), ("safdn-x4", 64)])
 def test_tiles_keep_the_quality_of_full_frames_with_trained_weights(name: str, tile: int) -> None:
-    """The global channel attention sees only its tile, so tiles are not exact: with trained
-    weights single pixels move by up to a few 8-bit code values (measured 2-7 on B100/Set14 crops).
-    What a user relies on: the picture is no worse than the untiled one (PSNR against the ground
-    truth) and the average change stays far below one code value."""
+    """The channel attention sees only its tile (and its windows sit on the tile's grid), so tiles
+    are not exact: with trained weights a few pixels move by up to tens of 8-bit code values
+    (`benchmarks/tile_quality.py`). What a user relies on: the picture is no worse than the
+    untiled one (PSNR against the ground truth) and the average change stays far below one code value."""
     from streamsr.io.images import read_image
     from streamsr.models import find_weights
     from streamsr.train.degrade import bicubic_lr, modcrop
