@@ -197,13 +197,12 @@ def windowed_attention(q: Tensor, k: Tensor, v: Tensor, temperature: Tensor, win
     by_column = F.pad(v, pad).reshape(n, heads, d, cells_h, cell, cells_w, cell).permute(0, 1, 3, 5, 6, 2, 4)
     wx = after_w.to(v.dtype)[:, None, None]  # (cell x, 1, 1)
     wy = after_h.to(v.dtype)  # (cell y,)
-    out = None
-    for dy, weight_y in ((0, 1 - wy), (1, wy)):
+
+    def attended_by_row(dy: int) -> Tensor:  # the upper (0) or lower (1) corners: (n, heads, ch, cw, cell x, d, cell y)
         corners = attn[:, :, dy : dy + cells_h, :, None]  # (n, heads, ch, cw + 1, 1, d, d)
-        mixed = torch.lerp(corners[:, :, :, :-1], corners[:, :, :, 1:], wx)  # (n, heads, ch, cw, cell x, d, d)
-        part = (mixed @ by_column).mul_(weight_y)  # (n, heads, ch, cw, cell x, d, cell y)
-        out = part if out is None else out.add_(part)
-    assert out is not None
+        return torch.lerp(corners[:, :, :, :-1], corners[:, :, :, 1:], wx) @ by_column
+
+    out = attended_by_row(0).mul_(1 - wy).add_(attended_by_row(1).mul_(wy))
     out = out.permute(0, 1, 5, 2, 6, 3, 4).reshape(n, heads * d, cells_h * cell, cells_w * cell)
     return out[:, :, :h, :w]
 
@@ -249,7 +248,7 @@ class ACSelfAttention(nn.Module):
 
 
 class SAFDBlock(nn.Module):
-    """Feature distillation, then global channel attention, then shifted spatial attention."""
+    """Feature distillation, then channel attention (statistics per window), then shifted spatial attention."""
 
     def __init__(
         self, feat: int, *, compress: int, kernel: int, heads: int, esa: int, shift_fraction: float, window: int = 0
