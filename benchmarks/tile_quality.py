@@ -2,8 +2,8 @@
 
     python benchmarks/tile_quality.py Set5 Set14 B100 --model safdn-x4 --tiles 64 120
 
-SAFDN's channel attention is global, so a tile sees only its own context and tiled output is not
-bit-identical to the whole frame. This scores each set whole and at each tile size (the engine's
+A tile's channel attention sees only the tile (its windows sit on the tile's grid), so tiled output
+is not bit-identical to the whole frame. This scores each set whole and at each tile size (the engine's
 default 32 px overlap), as `streamsr eval` scores (Y channel, border = scale), and prints how far
 the tiled pictures move from the whole ones in 8-bit code values. The engine runs as `streamsr
 upscale` runs it on this machine (its automatic precision) unless --precision says otherwise, and
@@ -81,6 +81,7 @@ def main() -> None:
             worst = max(d.max().item() for d in distances)
             mean = sum(d.mean().item() for d in distances) / len(distances)
             print(f"{score.name:<8} {tile:>5} {score.psnr:8.4f} {score.ssim:7.4f} {worst:9.0f} {mean:10.3f}")
+
 
 if __name__ == "__main__":
     main()

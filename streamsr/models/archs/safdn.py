@@ -137,6 +137,7 @@ def gram(q: Tensor, k: Tensor, chunk: int = GRAM_CHUNK) -> Tensor:
 
 
 def check_window(window: int) -> None:
+    """Refuse a window that is not 0 (global) or an even side (two cells of ``window // 2``)."""
     if window < 0 or window % 2:
         raise ValueError(f"window must be 0 (global) or an even number of pixels, got {window}")
 
