@@ -29,8 +29,9 @@ def load(name: str, window: int | None) -> ModelDescriptor:
     return model
 
 
-def score_whole(folder: Path, engine: Upscaler) -> tuple[SetScore, list[torch.Tensor]]:
-    """The set's scores, and each picture in the order `evaluate_set` asked for them."""
+def score_set(folder: Path, engine: Upscaler) -> tuple[SetScore, list[torch.Tensor]]:
+    """The set's scores, and each picture in the order `evaluate_set` asked for them (the same
+    order on every call, so the whole and the tiled pictures of an image share a position)."""
     pictures: list[torch.Tensor] = []
 
     def run(lr: torch.Tensor) -> torch.Tensor:
@@ -38,21 +39,6 @@ def score_whole(folder: Path, engine: Upscaler) -> tuple[SetScore, list[torch.Te
         return pictures[-1]
 
     return evaluate_set(folder, run, scale=engine.scale), pictures
-
-
-def score_tiled(folder: Path, engine: Upscaler, whole: list[torch.Tensor]) -> tuple[SetScore, list[torch.Tensor]]:
-    """The set's scores, and each picture's distance from the whole-frame one, in code values.
-
-    `evaluate_set` calls the upscaler once per image, in the same order every time, so a picture
-    is matched with the whole one by its position."""
-    distances: list[torch.Tensor] = []
-
-    def run(lr: torch.Tensor) -> torch.Tensor:
-        out = engine.upscale_frames(lr[None])[0]
-        distances.append((out.float() - whole[len(distances)].float()).abs())
-        return out
-
-    return evaluate_set(folder, run, scale=engine.scale), distances
 
 
 def main() -> None:
@@ -72,12 +58,13 @@ def main() -> None:
     print(f"{'set':<8} {'tile':>5} {'PSNR':>8} {'SSIM':>7} {'max diff':>9} {'mean diff':>10}")
     for name in args.sets:
         folder = Path(name) if Path(name).is_dir() else DEFAULT_BENCH / name
-        score, pictures = score_whole(folder, whole)
+        score, pictures = score_set(folder, whole)
         print(f"{score.name:<8} {'whole':>5} {score.psnr:8.4f} {score.ssim:7.4f}")
         for tile in args.tiles:
             engine = Upscaler(load(args.model, args.window), device="cpu", precision=args.precision, tile=tile,
                               tile_overlap=args.overlap)
-            score, distances = score_tiled(folder, engine, pictures)
+            score, tiled = score_set(folder, engine)
+            distances = [(a.float() - b.float()).abs() for a, b in zip(tiled, pictures, strict=True)]
             worst = max(d.max().item() for d in distances)
             mean = sum(d.mean().item() for d in distances) / len(distances)
             print(f"{score.name:<8} {tile:>5} {score.psnr:8.4f} {score.ssim:7.4f} {worst:9.0f} {mean:10.3f}")
