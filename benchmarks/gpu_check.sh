@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The device check (issue 4): one command, no network, < 8 minutes on an H100/H200.
-#   1. installs the carried wheels (.whl/: PyAV, DALI joined from parts; see device_env.sh),
+# The GPU check: one command, no network, < 8 minutes on an H100/H200.
+#   1. installs wheels from a local folder if the machine lacks packages (see device_env.sh),
 #   2. runs the GPU tests with STREAMSR_REQUIRE_GPU=1 (they must run, not skip),
 #   3. times the model's forward alone (gpu_forward.py: layouts, precisions, the top kernels) and
 #      its two ways to fuse (fuse_memory.py: peak memory and time, whole against part by part) and
@@ -12,11 +12,11 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}; mkdir -p "$OUT"
 source benchmarks/device_env.sh || exit 1
 
-# PARTS picks steps, so a device call can put other work between them: PARTS=tests ...; PARTS=bench ...
+# PARTS picks steps: PARTS=tests ...; PARTS=bench ...
 PARTS=${PARTS:-tests forward bench}; FRAMES=${FRAMES:-96}
 want() { [[ " $PARTS " == *" $1 "* ]]; }
-# DALI's tests run where DALI is installed (it only travels in parts, over several calls); without
-# it, STREAMSR_REQUIRE_GPU=1 would turn their skips into failures.
+# DALI's tests run where DALI is installed; without it, STREAMSR_REQUIRE_GPU=1 would turn their
+# skips into failures.
 marks="needs_cuda and not needs_dali"  # DALI's tests carry both marks
 python3 -c "import nvidia.dali" 2>/dev/null && marks="needs_cuda or needs_dali" || echo "DALI not installed: its tests and decode row are left out"
 

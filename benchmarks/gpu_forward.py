@@ -45,6 +45,7 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     width, height = (int(n) for n in args.size.split("x"))
     module = load_model(args.model).module.eval().to(device)
+    module.use_sliced_sums(device == "cuda")  # as the engine runs it
     print(f"{args.model}, {args.frames} frames of {width}x{height}, {torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}")
     half = torch.float16 if device == "cuda" else torch.bfloat16
     with torch.no_grad():

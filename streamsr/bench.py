@@ -23,7 +23,7 @@ from .frames import FrameBatch
 from .io.encode import PyAVEncoder
 from .io.probe import probe
 from .io.pyav import PyAVDecoder
-from .models import measure_complexity
+from .models import load_model, measure_complexity
 from .pipeline import UpscaleConfig, make_upscaler, upscale_file
 
 
@@ -92,7 +92,7 @@ def _median_seconds(fn: Callable[[], object], runs: int) -> float:
 def run_bench(
     source: Path | None = None,
     *,
-    scale: int = 4,
+    scale: int | None = None,
     size: tuple[int, int] = (320, 180),
     frames: int = 24,
     model: str = "",
@@ -100,10 +100,12 @@ def run_bench(
     precision: str = "auto",
     runs: int = 3,
     batch: int = 0,
+    backend: str = "auto",
 ) -> BenchResult:
     """Measure each stage on `source` (or a generated clip of `size`), warm-up excluded."""
-    cfg = UpscaleConfig(scale=scale, model=model, device=device, precision=precision, batch=batch)
+    cfg = UpscaleConfig(scale=scale, model=model, device=device, precision=precision, batch=batch, backend=backend)
     up = make_upscaler(cfg)
+    scale = up.scale
     with tempfile.TemporaryDirectory(prefix="streamsr-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
         src = source or make_test_clip(tmp / "bench.mp4", width=size[0], height=size[1], frames=frames)
@@ -141,12 +143,12 @@ def run_bench(
             lambda: upscale_file(src, tmp / "e2e.mp4", dataclasses.replace(cfg, overwrite=True), upscaler=up),
             max(1, runs - 1),
         )
-    # Count on a CPU fp32 copy: the engine's module may be fp16 on CUDA and must stay so.
-    module = copy.deepcopy(up.model.module).float().cpu()
+    # Count on a CPU fp32 copy of the torch network: the engine's may be fp16 on CUDA, or a graph.
+    module = copy.deepcopy(up.model.module).float().cpu() if up.runtime == "torch" else load_model(cfg.model_name).module
     cx = measure_complexity(module, scale=scale, out_width=info.width * scale, out_height=info.height * scale)
     sr_fps = n / sr_s
     return BenchResult(
-        model=up.model.name, device=str(up.device), codec=codec, batch=batch, precision=up.precision_name, threads=torch.get_num_threads(),
+        model=up.model.name, device=str(up.device), codec=codec, batch=batch, precision=f"{up.runtime} {up.precision_name}", threads=torch.get_num_threads(),
         input_size=f"{info.width}x{info.height}", output_size=f"{info.width * scale}x{info.height * scale}", frames=n,
         decode_fps=n / decode_s, sr_fps=sr_fps, sr_ms_per_frame=1000 / sr_fps, bicubic_fps=n / bic_s,
         encode_fps=n / enc_s, end_to_end_fps=n / e2e_s,

@@ -4,7 +4,7 @@ call, and maps `StreamSRError` to a one-line message and an exit code."""
 from __future__ import annotations
 
 import json
-import re
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,8 @@ from .config import PIXEL_LOSSES, SAMPLINGS
 from .engine import DEVICES, PRECISIONS
 from .errors import StreamSRError
 from .io import DECODERS
+from .models import family_member
+from .models.runtimes import RUNTIMES
 from .pipeline import UpscaleConfig
 
 
@@ -44,8 +46,10 @@ def upscale_options(f: Any) -> Any:
     """The options `upscale` and `batch` share; each overrides the --pipeline preset's value."""
     options = [
         click.option("-p", "--pipeline", default="default", show_default=True, help="Preset name (see `streamsr pipelines`) or .toml path."),
-        click.option("-s", "--scale", type=click.Choice(["2", "3", "4"]), default="4", show_default=True),
-        click.option("-m", "--model", default="", help="Registered model name or .safetensors path (default: safdn-x<scale>)."),
+        click.option("-s", "--scale", type=click.IntRange(2, 8), default=None,
+                     help="Upscaling factor: picks safdn-x<scale> (default 4); with --model, the model's scale, checked against this."),
+        click.option("-m", "--model", default="",
+                     help="Model name (`streamsr models`) or file: ours, a community .pth/.safetensors (spandrel), or .onnx."),
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True),
         click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
                      help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32."),
@@ -55,6 +59,9 @@ def upscale_options(f: Any) -> Any:
                      help="Tile side in input pixels; 0: whole frames. Default: 240 px tiles on the CPU for frames large "
                           "enough to outgrow the caches (faster there), whole frames on CUDA."),
         click.option("--decoder", type=click.Choice(DECODERS), default="auto", show_default=True),
+        click.option("--backend", type=click.Choice(RUNTIMES), default="auto", show_default=True,
+                     help="What runs the model: torch, or its exported graph on onnxruntime or openvino; "
+                          "auto: openvino on the CPU where installed (fastest there), else torch."),
         click.option("--cuda-graphs", is_flag=True, default=False, help="Replay the model as a CUDA graph (CUDA only)."),
         click.option("--self-ensemble", is_flag=True, default=False,
                      help="Average the model over 8 flips/rotations of each frame: +0.1-0.15 dB, 8x slower."),
@@ -74,7 +81,7 @@ def upscale_options(f: Any) -> Any:
 
 
 _ENCODE_FIELDS = ("codec", "crf", "preset", "pix_fmt", "audio")
-_UPSCALE_FIELDS = ("scale", "model", "device", "precision", "batch", "tile", "decoder", "cuda_graphs", "self_ensemble",
+_UPSCALE_FIELDS = ("scale", "model", "device", "precision", "batch", "tile", "decoder", "backend", "cuda_graphs", "self_ensemble",
                    "overwrite")
 
 
@@ -83,15 +90,12 @@ def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> 
     from .presets import config_from_mapping, load_preset
 
     preset = load_preset(pipeline)
-    given = {
-        name: (int(value) if name == "scale" else value)
-        for name, value in options.items()
-        if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
-    }
+    given = {name: value for name, value in options.items() if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT}
     data: dict[str, Any] = {k: v for k, v in given.items() if k in _UPSCALE_FIELDS}
+    if "model" in data and "scale" not in data:
+        data["scale"] = None  # the model's own, whatever the preset's scale
     if "scale" in data and "model" not in data and preset.config.model:
-        # A preset naming e.g. safdn-rt-x2 means "the rt family": follow the scale asked for.
-        data["model"] = re.sub(r"-x\d$", f"-x{data['scale']}", preset.config.model)
+        data["model"] = family_member(preset.config.model, data["scale"])
     encode = {k: v for k, v in given.items() if k in _ENCODE_FIELDS}
     if encode:
         data["encode"] = encode
@@ -193,19 +197,26 @@ def batch(ctx: click.Context, in_dir: Path, out_dir: Path, pattern: str | None, 
 
 @cli.command()
 @click.argument("src", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-s", "--scale", type=click.Choice(["2", "3", "4"]), default="4", show_default=True)
+@click.option("-s", "--scale", type=click.IntRange(2, 8), help="Picks safdn-x<scale> (default 4); with --model, checked against it.")
 @click.option("--size", default="320x180", show_default=True, help="WxH of the generated clip (ignored with SRC).")
 @click.option("--frames", type=click.IntRange(min=1), default=24, show_default=True, help="Frames in the generated clip.")
 @click.option("-m", "--model", default="", help="Model name or file (default: safdn-x<scale>).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True)
 @click.option("--batch", type=click.IntRange(min=0), default=0, show_default=True, help="0: from free GPU memory (1 on the CPU).")
+@click.option("--backend", type=click.Choice(RUNTIMES), default="auto", show_default=True, help="What runs the model.")
 @click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True, help="Timed runs per stage (median).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True, help="torch intra-op threads (0: torch's default).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the figures as JSON.")
-def bench(src: Path | None, scale: str, size: str, frames: int, model: str, device: str, precision: str, batch: int,
-          runs: int, threads: int, json_path: Path | None) -> None:
-    """Speed of each stage (decode, SR, encode, end to end) on a generated clip or SRC."""
+def bench(src: Path | None, scale: int | None, size: str, frames: int, model: str, device: str, precision: str, batch: int,
+          backend: str, runs: int, threads: int, json_path: Path | None) -> None:
+    """Speed of each stage (decode, SR, encode, end to end) on a generated clip or SRC.
+
+    Example:
+
+    \b
+        streamsr bench -s 4 --size 320x180 --backend openvino
+    """
     import torch
 
     from .bench import run_bench
@@ -216,8 +227,8 @@ def bench(src: Path | None, scale: str, size: str, frames: int, model: str, devi
         w, h = (int(v) for v in size.lower().split("x"))
     except ValueError:
         raise click.BadParameter("expected WxH, e.g. 320x180", param_hint="--size") from None
-    r = run_bench(src, scale=int(scale), size=(w, h), frames=frames, model=model, device=device,
-                  precision=precision, runs=runs, batch=batch)
+    r = run_bench(src, scale=scale, size=(w, h), frames=frames, model=model, device=device,
+                  precision=precision, runs=runs, batch=batch, backend=backend)
     rows = [
         ("model", f"{r.model} ({r.params / 1e3:.0f}K params, {r.multi_adds_per_frame / 1e9:.2f} G Multi-Adds/frame)"),
         ("run", f"{r.input_size} -> {r.output_size}, {r.frames} frames, {r.device} {r.precision}, batch {r.batch}, "
@@ -318,21 +329,60 @@ def probe_command(src: Path) -> None:
 
 
 @cli.command("models")
-def models_command() -> None:
-    """List the models streamsr knows, with scale, size and recorded quality."""
-    from .models import CATALOG, build_model, count_params, find_weights, read_metadata
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--archs", is_flag=True, help="List the architectures model files may use.")
+def models_command(path: Path | None, archs: bool) -> None:
+    """List the models streamsr ships, or describe a model file.
 
-    click.echo(f"{'name':<14} {'scale':>5} {'params':>7}  {'weights':<10} quality (Y-PSNR dB)")
+    Example:
+
+    \b
+        streamsr models
+        streamsr models 4x-community-model.pth
+        streamsr models --archs
+    """
+    from .models import (
+        CATALOG,
+        build_model,
+        count_params,
+        find_weights,
+        load_model,
+        read_metadata,
+        supported_architectures,
+    )
+
+    if archs:
+        others = supported_architectures()
+        click.echo("streamsr: SAFDN (.safetensors with streamsr metadata)")
+        click.echo("ONNX: any single-input NCHW super-resolution graph (.onnx, needs onnxruntime)")
+        click.echo("spandrel: " + (", ".join(others) if others else 'not installed (pip install "streamsr[models]")'))
+        return
+    if path is not None:
+        model = load_model(path)
+        size = model.size
+        rules = [f"multiple of {size.multiple_of}" if size.multiple_of > 1 else "", f"at least {size.minimum} px" if size.minimum else ""]
+        click.echo(f"{model.name}")
+        click.echo(f"  architecture  {model.metadata.get('architecture', model.arch)}")
+        click.echo(f"  scale         x{model.scale}")
+        click.echo(f"  channels      {model.in_ch} in, {model.out_ch} out")
+        click.echo(f"  parameters    {model.parameters / 1e3:.0f}K" if model.runtime == "torch" else f"  runtime       {model.runtime}")
+        click.echo(f"  precisions    {', '.join(model.precisions())}")
+        click.echo(f"  input size    {', '.join(r for r in rules if r) or 'any'}")
+        click.echo(f"  tiling        {'yes, ' + str(model.tile_overlap) + ' px overlap' if model.tiling else 'no (needs whole frames)'}")
+        for name, score in model.quality().items():
+            click.echo(f"  {name:<13} {score['psnr']:.3f} dB / {score['ssim']:.4f}")
+        return
+    click.echo(f"{'name':<16} {'scale':>5} {'params':>7}  {'weights':<10} quality (Y-PSNR dB)")
     for name, entry in CATALOG.items():
-        path = find_weights(name)
+        found = find_weights(name)
         params = count_params(build_model(name))
         quality = "-"
-        if path is not None:
-            raw = read_metadata(path).get("quality")
+        if found is not None:
+            raw = read_metadata(found).get("quality")
             if raw:
                 quality = ", ".join(f"{k} {v['psnr']:.2f}" for k, v in json.loads(raw).items())
-        status = "installed" if path else "missing"
-        click.echo(f"{name:<14} {'x' + str(entry.scale):>5} {params / 1e3:>6.0f}K  {status:<10} {quality}")
+        status = "installed" if found else "missing"
+        click.echo(f"{name:<16} {'x' + str(entry.scale):>5} {params / 1e3:>6.0f}K  {status:<10} {quality}")
 
 
 @cli.command()
@@ -341,28 +391,27 @@ def models_command() -> None:
 @click.option("--model", help="Catalog model to train (its scale is the training scale).")
 @click.option("--init", help="Weights to start from (shapes that differ are skipped).")
 @click.option("--blocks", type=int,
-              help="SAFD blocks (default: the model's); more than --init has grows it, keeping its output at the start (10 for x3 on CPU: +0.004 dB Set5, lower elsewhere: docs/benchmarks.md).")
+              help="SAFD blocks (default: the model's); more than --init has grows it, keeping its output at the start.")
 @click.option("--out", help="Run folder for checkpoints and the best and final weights.")
-@click.option("--data", multiple=True, help="Folder of HR training images (repeatable).")
+@click.option("--data", multiple=True, help="Folder of HR training images (repeatable; relative paths may lie below $STREAMSR_DATA).")
 @click.option("--val", multiple=True, help="Folder of HR validation images (repeatable: the mean PSNR picks the best).")
+@click.option("--degradation", help="Compress training LR, e.g. x264+x265:crf=18-35,noise=2 (default: clean bicubic).")
+@click.option("--val-degradation", help="Compress validation LR, e.g. x264:crf=28.")
 @click.option("--device", type=click.Choice(DEVICES), help="auto: CUDA if present.")
 @click.option("--iterations", type=int)
 @click.option("--minutes", type=float,
               help="Training-time budget: the schedule ends when it is spent (or at --iterations, if sooner).")
 @click.option("--batch", type=int)
 @click.option("--patch", type=int, help="LR patch side in pixels.")
-@click.option("--crop-draws", type=int,
-              help="Crop positions drawn per sample, keeping the most detailed (1: uniform; 3 as a fine-tune did not help: docs/benchmarks.md).")
+@click.option("--crop-draws", type=int, help="Crop positions drawn per sample, keeping the most detailed (1: uniform).")
 @click.option("--sampling", type=click.Choice(SAMPLINGS),
-              help="area: images drawn by area (default); folder: each folder of images (an image's parent directory) an equal share (with --luma-weight 2 as an x3 fine-tune: Set5 +0.015 dB, Vid4 lower: docs/benchmarks.md).")
+              help="area: images drawn by area (default); folder: each folder of images an equal share.")
 @click.option("--lr", type=float)
 @click.option("--fft-weight", type=float)
-@click.option("--luma-weight", type=float,
-              help="Adds this times the pixel loss on BT.601 luma (what `streamsr eval` scores) to the RGB loss (2 as an x3 fine-tune: Set5 +0.009 dB, the other sets lower: docs/benchmarks.md).")
-@click.option("--pixel-loss", type=click.Choice(PIXEL_LOSSES),
-              help="l2: mean squared error, what PSNR measures (as a fine-tune it scored below l1 + FFT: docs/benchmarks.md).")
+@click.option("--luma-weight", type=float, help="Adds this times the pixel loss on BT.601 luma to the RGB loss.")
+@click.option("--pixel-loss", type=click.Choice(PIXEL_LOSSES), help="l1 (default) or l2 (mean squared error).")
 @click.option("--teacher", type=click.Path(exists=True, dir_okay=False),
-              help="Weights whose self-ensemble (8 flips/rotations) is blended into the target (computed once, cached; at 0.5 with --sampling folder --luma-weight 2 as an x3 fine-tune: Set5, Set14 and Vid4 +0.009 to +0.017 dB, B100 SSIM lower: docs/benchmarks.md).")
+              help="Weights whose self-ensemble (8 flips/rotations) is blended into the target (computed once, cached).")
 @click.option("--teacher-weight", type=float, help="Share of the teacher in the target, in (0, 1]; default 0.5.")
 @click.option("--val-every", type=int)
 @click.option("--threads", type=int, help="torch threads (0: all cores).")
@@ -390,53 +439,104 @@ def train(config_path: Path | None, resume: bool, **overrides: Any) -> None:
 
 
 @cli.command("eval")
-@click.option("-m", "--model", "model_name", help="Registered name or weight file (default: safdn-xSCALE).")
-@click.option("-s", "--scale", type=click.Choice(["2", "3", "4"]), default="4", show_default=True)
+@click.option("-m", "--model", "model_name", help="Model name or file (default: safdn-xSCALE).")
+@click.option("-s", "--scale", type=click.IntRange(2, 8), help="Default 4, or the model's; checked against the model's.")
 @click.argument("data_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the scores as JSON.")
 @click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a copy of the weights with these scores recorded in its metadata.")
 @click.option("--self-ensemble", is_flag=True,
               help="Score the mean over 8 flips/rotations (the \"+\" rows of SR papers), not the model alone.")
-def evaluate(model_name: str | None, scale: str, data_dirs: tuple[Path, ...], json_path: Path | None, export_path: Path | None,
-             self_ensemble: bool) -> None:
+@click.option("--backend", type=click.Choice(RUNTIMES), help="What runs the model (default: torch; an .onnx model: onnxruntime).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="Compute precision (auto: as upscale picks it on this CPU).")
+@click.option("--degradation", help="Compress the LR before upscaling, e.g. x264:crf=28 or x265:crf=30 "
+              "(a clip's frames as one video); scores are against the clean HR.")
+def evaluate(model_name: str | None, scale: int | None, data_dirs: tuple[Path, ...], json_path: Path | None, export_path: Path | None,
+             self_ensemble: bool, backend: str | None, precision: str, degradation: str | None) -> None:
     """PSNR/SSIM (Y channel, border = scale) on benchmark sets, next to bicubic.
 
-    Defaults to Set5, Set14, B100 and Vid4 in ../shared/data/bench.
-    """
-    from .models import default_model_name, load_model, save_weights
-    from .models.ensemble import SelfEnsemble
-    from .models.weights import carried_metadata
-    from .train.evaluate import DEFAULT_BENCH, evaluate_set, module_upscaler
+    Defaults to Set5, Set14, B100 and Vid4 in $STREAMSR_DATA/bench.
 
-    if self_ensemble and export_path:
+    Example:
+
+    \b
+        STREAMSR_DATA=/data streamsr eval -s 4 --degradation x264:crf=28
+    """
+    from .config import DATA_ENV
+    from .engine import Upscaler
+    from .errors import ScaleMismatchError
+    from .models import DEFAULT_SCALE, default_model_name, load_model, save_weights
+    from .models.weights import carried_metadata
+    from .train.degrade import Compression
+    from .train.evaluate import BENCHMARK_SETS, evaluate_set
+
+    try:
+        compression = Compression.parse(degradation) if degradation else None
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--degradation") from e
+    if export_path and self_ensemble:
         # A weight file's recorded quality is what the weights alone reach.
         raise click.UsageError("--export records the model's own scores; run it without --self-ensemble")
 
-    s = int(scale)
-    model = load_model(model_name or default_model_name(s))
-    if model.scale != s:
-        raise click.BadParameter(f"model {model.name} is x{model.scale}, not x{s}", param_hint="--scale")
-    dirs = data_dirs or tuple(DEFAULT_BENCH / n for n in ("Set5", "Set14", "B100", "Vid4") if (DEFAULT_BENCH / n).is_dir())
+    model = load_model(model_name or default_model_name(scale or DEFAULT_SCALE))
+    if scale is not None and model.scale != scale:
+        raise ScaleMismatchError(f"model {model.name} upscales x{model.scale}, but --scale {scale} was asked for")
+    s = model.scale
+    bench = Path(os.environ.get(DATA_ENV, "")) / "bench" if os.environ.get(DATA_ENV) else None
+    dirs = data_dirs or (tuple(bench / n for n in BENCHMARK_SETS if (bench / n).is_dir()) if bench else ())
     if not dirs:
-        raise click.UsageError("no benchmark folders given and none found in ../shared/data/bench")
-    upscale = module_upscaler(SelfEnsemble(model.module) if self_ensemble else model.module)
-    click.echo(f"{model.name}{'+ (self-ensemble of 8)' if self_ensemble else ''} (x{s})")
+        raise click.UsageError(f"no benchmark folders given, and none in ${DATA_ENV}/bench ({bench or 'unset'})")
+    backend = backend or model.runtime
+    if export_path and (backend != "torch" or precision != "fp32"):
+        raise click.UsageError("--export records the torch fp32 scores; run it without --backend and --precision")
+    engine = Upscaler(model, device="cpu", precision=precision, backend=backend, tile=0, self_ensemble=self_ensemble)
+
+    def upscale(lr: Any) -> Any:
+        return engine.upscale_frames(lr[None])[0]
+
+    click.echo(f"{model.name}{'+ (self-ensemble of 8)' if self_ensemble else ''} (x{s}, {engine.runtime} {engine.precision_name})"
+               + (f", LR through {compression}" if compression else ""))
     click.echo(f"{'set':<8} {'images':>6} {'PSNR':>7} {'SSIM':>7} {'bicubic':>8} {'bic SSIM':>8} {'img/s':>6}")
     scores = []
     for d in dirs:
-        sc = evaluate_set(d, upscale, scale=s)
+        sc = evaluate_set(d, upscale, scale=s, compression=compression)
         scores.append(sc)
         click.echo(f"{sc.name:<8} {sc.images:>6} {sc.psnr:>7.3f} {sc.ssim:>7.4f} {sc.bicubic_psnr:>8.3f} {sc.bicubic_ssim:>8.4f} {sc.images_per_second:>6.2f}")
-    table = {sc.name: {"psnr": round(sc.psnr, 4), "ssim": round(sc.ssim, 4)} for sc in scores}
+    # Scores on compressed LR are recorded beside the clean ones, under "SET @ DEGRADATION".
+    suffix = f" @ {compression}" if compression else ""
+    table = {sc.name + suffix: {"psnr": round(sc.psnr, 4), "ssim": round(sc.ssim, 4)} for sc in scores}
     if json_path:
         json_path.write_text(json.dumps({"model": model.name, "scale": s, "self_ensemble": self_ensemble,
+                                         "degradation": str(compression) if compression else None,
                                          "sets": [sc.as_dict() for sc in scores]}, indent=2))
     if export_path:
         extra = carried_metadata(model.metadata)
-        extra["quality"] = json.dumps(table)
+        extra["quality"] = json.dumps({**model.quality(), **table})
         save_weights(model.module, export_path, arch=model.arch, extra=extra)
         click.echo(f"wrote {export_path}")
+
+
+@cli.command("export")
+@click.argument("model")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The .onnx file to write.")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX operator set version.")
+def export_command(model: str, output: Path, opset: int) -> None:
+    """Export a model as an ONNX graph (dynamic batch, height and width), for ONNX Runtime,
+    OpenVINO, TensorRT and anything else that reads ONNX.
+
+    Example:
+
+    \b
+        streamsr export safdn-x4 -o safdn-x4.onnx
+        streamsr upscale video.mp4 -m safdn-x4.onnx
+    """
+    from .models import load_model
+    from .models.runtimes import export_onnx
+
+    descriptor = load_model(model)
+    export_onnx(descriptor, output, opset=opset)
+    click.echo(f"wrote {output} (x{descriptor.scale}, input lr: N x {descriptor.in_ch} x H x W in [0, 1])")
 
 
 def main() -> None:

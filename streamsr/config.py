@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 import types
 import typing
@@ -78,17 +79,48 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML ({e})") from e
 
 
+DATA_ENV = "STREAMSR_DATA"
+"""Environment variable naming the data folder that relative training and evaluation paths are read from."""
+
+
+def data_path(path: str | Path) -> Path:
+    """`path` itself when absolute or ./-relative and present, else `$STREAMSR_DATA/path`.
+
+    Raises:
+        ConfigError: a relative path that does not exist here while STREAMSR_DATA is unset.
+    """
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    root = os.environ.get(DATA_ENV)
+    if not root:
+        raise ConfigError(f"{path}: not found; set {DATA_ENV} to the folder that holds it, or give a full path")
+    return Path(root) / p
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """A training recipe (pipelines/train-*.toml). Paths are relative to the working directory."""
+    """A training recipe (pipelines/train-*.toml). Data paths that are not found as given are read
+    below $STREAMSR_DATA (`data_path`); `out` and weight paths are relative to the working directory."""
 
     model: str = "safdn-x2"
     """Catalog name whose architecture is trained (its scale is the training scale)."""
-    data: tuple[str, ...] = ("../shared/data/train",)
+    data: tuple[str, ...] = ("train",)
     """Folders of HR training images (searched recursively)."""
-    val: str | tuple[str, ...] = "../shared/data/bench/Set5"
-    """Folder(s) of HR validation images, evaluated with the EMA weights. With several, the mean of
-    their PSNRs picks the best weights, so a gain on five Set5 images alone does not (weights/README.md)."""
+    data_weights: tuple[float, ...] = ()
+    """One weight per `data` folder: its share of the samples (its images share it by area);
+    empty: the `sampling` rule over all images."""
+    degradation: str = ""
+    """LR compression for training, e.g. "x264+x265:crf=18-35,noise=2" (`Compression`); "": clean
+    bicubic LR only."""
+    variants: int = 4
+    """With a degradation: compressed LR versions drawn per image at load (samples take the clean
+    LR or one of these with equal chance)."""
+    val: str | tuple[str, ...] = "val/DIV2K256"
+    """Folder(s) of HR validation images, evaluated with the EMA weights; the mean of their PSNRs
+    picks the best weights. Never a set that is reported (Set5, Set14, B100, Vid4)."""
+    val_degradation: str = ""
+    """Compression applied to the validation LR (e.g. "x264:crf=28"); "": clean."""
     blocks: int = 0
     """SAFD blocks in the trained network; 0 keeps the catalog model's. More than `init` has grows
     it without changing its output: new blocks start as copies of its last, weighted zero by the fuse."""
@@ -99,7 +131,7 @@ class TrainConfig:
     minutes: float = 0.0
     """Training-time budget (time spent in training steps, so it carries across --resume); 0: none.
     When set, the cosine schedule follows the time as well, and training ends at whichever of
-    `iterations` and `minutes` comes first; this is how a run is fitted to a lease or a session."""
+    `iterations` and `minutes` comes first, so a run fits a fixed amount of machine time."""
     batch: int = 16
     patch: int = 48
     """LR patch side in pixels (HR patch = patch * scale)."""
@@ -149,6 +181,10 @@ class TrainConfig:
             raise ValueError("ema must be in [0, 1)")
         if not self.val_folders:
             raise ValueError("val needs at least one folder")
+        if self.data_weights and (len(self.data_weights) != len(self.data) or min(self.data_weights) <= 0):
+            raise ValueError("data_weights needs one positive weight per data folder")
+        if self.variants <= 0:
+            raise ValueError("variants must be positive")
 
     @property
     def val_folders(self) -> tuple[str, ...]:

@@ -14,10 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import BackendUnavailableError, StreamSRError
+from .errors import BackendUnavailableError, StreamSRError, UnsupportedModelError
 from .frames import FrameBatch
 from .models import ModelDescriptor, load_model
 from .models.ensemble import SelfEnsemble
+from .models.runtimes import resolve_runtime, with_runtime
 
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
@@ -48,17 +49,30 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_precision(precision: str, device: torch.device, model: ModelDescriptor | None = None) -> torch.dtype:
+    """The compute dtype: as asked, or ("auto") the fastest the device and the model allow: on CUDA
+    fp16, else bf16 for a model that is not fp16-safe, else fp32; on the CPU bf16 where the CPU
+    computes it natively and the model allows it, else fp32."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    allowed = model.precisions() if model is not None else ["fp16", "bf16", "fp32"]
     if precision == "auto":
         if device.type == "cuda":
-            return torch.float16
-        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+            return _DTYPES[allowed[0]]
+        return torch.bfloat16 if cpu_has_fast_bf16() and "bf16" in allowed else torch.float32
     if precision == "fp16" and device.type == "cpu":
         raise BackendUnavailableError("fp16 is for CUDA; on the CPU use --precision bf16 or fp32")
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    if precision not in allowed:
+        name = model.name if model is not None else "the model"
+        raise BackendUnavailableError(f"{name} does not run in {precision}; it allows {', '.join(allowed)}")
+    return _DTYPES[precision]
 
+
+_LUMA = torch.tensor([0.299, 0.587, 0.114]).reshape(1, 3, 1, 1)
+"""BT.601 luma weights (adding the same difference to R, G and B changes luma by it and leaves chroma)."""
 
 MAX_AUTO_BATCH = 16
 # On the CPU, large frames run in tiles by default: once a frame's activations outgrow the caches
@@ -122,6 +136,8 @@ class Upscaler:
     """Runs an SR model on frames with a fixed device, precision, batch size and tiling.
 
     Call contract: (N, C, H, W) float in [0, 1] -> (N, C, H*scale, W*scale) float32 in [0, 1].
+    `backend` picks what executes the model: torch, or its exported graph on ONNX Runtime or
+    OpenVINO ("auto": the fastest installed for the device, `resolve_runtime`).
     `upscale_batch` does the same for a `FrameBatch` of uint8/uint16 frames, keeping the dtype.
     With `self_ensemble`, every frame (or tile) is the mean of the model's eight flips and
     rotations (`SelfEnsemble`): higher fidelity at eight times the compute.
@@ -139,6 +155,7 @@ class Upscaler:
         overlap: bool = True,
         cuda_graphs: bool = False,
         self_ensemble: bool = False,
+        backend: str = "torch",
         on_warning: Callable[[str], None] | None = None,
     ) -> None:
         if batch < 0:
@@ -146,22 +163,35 @@ class Upscaler:
         if (tile is not None and tile < 0) or tile_overlap < 0:
             raise ValueError("tile and tile_overlap must be >= 0 (tile None: automatic)")
         self.device = resolve_device(device)
-        self.dtype = resolve_precision(precision, self.device)
         self.model = model if isinstance(model, ModelDescriptor) else load_model(model)
+        if self.model.scale < 2:
+            raise UnsupportedModelError(
+                f"{self.model.name} is a x{self.model.scale} (restoration) model; upscaling needs a super-resolution model (x2 or more)")
+        if self.model.runtime != "torch" and self.device.type == "cuda":
+            raise BackendUnavailableError(f"{self.model.name} runs on {self.model.runtime}, on the CPU; use --device cpu")
+        self.runtime = resolve_runtime(backend, self.model, self.device)
+        if self.runtime != self.model.runtime:
+            wanted = resolve_precision(precision, self.device, self.model)
+            self.model = with_runtime(self.model, self.runtime, precision="bf16" if wanted == torch.bfloat16 else "fp32")
+        self.dtype = resolve_precision(precision, self.device, self.model)
         self.scale = self.model.scale
-        self.batch, self.tile, self.tile_overlap = batch, tile, tile_overlap
+        self.batch, self.tile = batch, tile if self.model.tiling else 0
+        self.tile_overlap = max(tile_overlap, self.model.tile_overlap) if self.model.tiling else tile_overlap
         self.overlap = overlap
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self._graph: CUDAGraphRunner | None = None
         self._auto_batch: dict[tuple[int, int], int] = {}
-        self._feat = int(self.model.hparams.get("feat", 48))
+        self._feat = int(self.model.hparams.get("feat", 64))
         self.on_warning = on_warning or (lambda _message: None)
         module = self.model.module.eval().to(self.device)
+        if hasattr(module, "use_sliced_sums"):
+            module.use_sliced_sums(self.device.type == "cuda")  # device policy lives here, not in the network
         if self.device.type == "cuda" and self.dtype == torch.float16:
             module = module.half()  # fp16 weights on CUDA; the attention keeps fp32 inside
         # channels_last suits the CPU's convolutions; on CUDA the forward ran slower in it (H200, x3
         # fp16 over 4 frames of 480x270: 80.0 ms against 62.4 contiguous; docs/benchmarks.md).
-        self._layout = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        channels_last = self.device.type == "cpu" and self.model.channels_last
+        self._layout = torch.channels_last if channels_last else torch.contiguous_format
         module = module.to(memory_format=self._layout)
         self._module: torch.nn.Module = SelfEnsemble(module) if self_ensemble else module
 
@@ -170,7 +200,7 @@ class Upscaler:
         return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.dtype]
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        if self.dtype == torch.bfloat16:
+        if self.dtype == torch.bfloat16 and self.runtime == "torch":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -194,9 +224,16 @@ class Upscaler:
         return self._module(x)
 
     def _run(self, x: Tensor, *, graphs: bool = True) -> Tensor:
+        """The model on one batch: padded to its size requirements, cropped back, clamped."""
+        h, w = x.shape[-2:]
+        pad_h, pad_w = self.model.size.padding(h, w)
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         x = x.to(self.device, self._module_dtype).contiguous(memory_format=self._layout)
         with self._autocast():
-            return (self._forward(x) if graphs else self._module(x)).float().clamp_(0, 1)
+            y = (self._forward(x) if graphs else self._module(x)).float()
+        s = self.scale
+        return y[..., : h * s, : w * s].clamp_(0, 1)
 
     def batch_for(self, height: int, width: int) -> int:
         """Frames per model call for frames of this size: as set, or (batch=0) chosen once per
@@ -238,10 +275,23 @@ class Upscaler:
 
     @torch.inference_mode()
     def __call__(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != self.model.in_ch:
+        if x.ndim != 4 or x.shape[1] not in (self.model.in_ch, 3):
             raise ValueError(f"expected (N, {self.model.in_ch}, H, W), got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise ValueError(f"expected a float tensor in [0, 1], got {x.dtype}; use upscale_batch for frames")
+        if x.shape[1] == 3 and self.model.in_ch == 1:
+            return self._luma_only(x)
+        return self._upscale(x)
+
+    def _luma_only(self, rgb: Tensor) -> Tensor:
+        """A one-channel model on RGB: the model upscales luma (BT.601), bicubic the chroma."""
+        y = (rgb * _LUMA.to(rgb.device)).sum(1, keepdim=True)
+        big = bicubic_upscale(rgb, self.scale)
+        big_y = (big * _LUMA.to(big.device)).sum(1, keepdim=True)
+        sr_y = self._upscale(y).to(big.device)
+        return (big + (sr_y - big_y)).clamp_(0, 1)
+
+    def _upscale(self, x: Tensor) -> Tensor:
         h, w = x.shape[2:]
         outs = []
         for chunk in x.split(self.batch_for(h, w)):

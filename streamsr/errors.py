@@ -30,6 +30,10 @@ class UnsupportedModelError(StreamSRError):
     exit_code = 4
 
 
+class ScaleMismatchError(UnsupportedModelError):
+    """The model's scale is not the scale asked for."""
+
+
 class WeightsMissingError(UnsupportedModelError):
     """A registered model whose weight file is not installed."""
 

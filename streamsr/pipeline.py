@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from .engine import Upscaler
-from .errors import DecodeError, OutputError, StreamSRError
+from .errors import DecodeError, OutputError, ScaleMismatchError
 from .frames import FrameBatch, VideoInfo
 from .io import open_decoder
 from .io.base import Decoder
 from .io.encode import EncodeConfig, PyAVEncoder, output_format_supports, resolve_codec
 from .io.probe import check_source, probe
-from .models import default_model_name
+from .models import DEFAULT_SCALE, default_model_name
 
 Progress = Callable[[int], None]
 Warn = Callable[[str], None]
@@ -34,9 +34,11 @@ Warn = Callable[[str], None]
 class UpscaleConfig:
     """Everything `upscale_file` needs besides the paths."""
 
-    scale: int = 4
+    scale: int | None = None
+    """Upscaling factor. With a model it is only checked against the model's (None: the model's);
+    without one it picks ``safdn-x{scale}`` (None: x4)."""
     model: str = ""
-    """Registered name or weight file; empty picks ``safdn-x{scale}``."""
+    """Registered name or model file; empty picks ``safdn-x{scale}``."""
     device: str = "auto"
     precision: str = "auto"
     batch: int = 0
@@ -44,6 +46,8 @@ class UpscaleConfig:
     tile: int | None = None
     """Tile side in input pixels; 0: whole frames; None: automatic (tiles for large frames on the CPU)."""
     decoder: str = "auto"
+    backend: str = "auto"
+    """What executes the model: torch, onnxruntime, openvino; auto: the fastest installed for the device."""
     cuda_graphs: bool = False
     """Replay the model as a CUDA graph (CUDA only; ignored on the CPU)."""
     self_ensemble: bool = False
@@ -55,11 +59,12 @@ class UpscaleConfig:
     def __post_init__(self) -> None:
         from .engine import DEVICES, PRECISIONS
         from .io import DECODERS
+        from .models.runtimes import RUNTIMES
 
-        if self.scale not in (2, 3, 4):
-            raise ValueError(f"scale must be 2, 3 or 4, got {self.scale}")
+        if self.scale is not None and not 2 <= self.scale <= 8:
+            raise ValueError(f"scale must be from 2 to 8, got {self.scale}")
         for name, value, allowed in (("device", self.device, DEVICES), ("precision", self.precision, PRECISIONS),
-                                     ("decoder", self.decoder, DECODERS)):
+                                     ("decoder", self.decoder, DECODERS), ("backend", self.backend, RUNTIMES)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
         if self.batch < 0 or (self.tile is not None and self.tile < 0) or self.queue_size < 1:
@@ -67,7 +72,7 @@ class UpscaleConfig:
 
     @property
     def model_name(self) -> str:
-        return self.model or default_model_name(self.scale)
+        return self.model or default_model_name(self.scale or DEFAULT_SCALE)
 
 
 @dataclass(frozen=True)
@@ -93,10 +98,18 @@ class UpscaleResult:
         return self.frames / self.upscale_seconds if self.upscale_seconds else 0.0
 
 
+def check_scale(upscaler: Upscaler, scale: int | None) -> None:
+    """Refuse a scale asked for that is not the model's (None asks for nothing)."""
+    if scale is not None and scale != upscaler.scale:
+        raise ScaleMismatchError(
+            f"model {upscaler.model.name} upscales x{upscaler.scale}, but --scale {scale} was asked for; "
+            f"leave --scale out to use the model's")
+
+
 def make_upscaler(cfg: UpscaleConfig, on_warning: Warn | None = None) -> Upscaler:
     """The engine `cfg` asks for (model loaded once; share it across files)."""
     return Upscaler(cfg.model_name, device=cfg.device, precision=cfg.precision, batch=cfg.batch, tile=cfg.tile,
-                    cuda_graphs=cfg.cuda_graphs, self_ensemble=cfg.self_ensemble, on_warning=on_warning)
+                    cuda_graphs=cfg.cuda_graphs, self_ensemble=cfg.self_ensemble, backend=cfg.backend, on_warning=on_warning)
 
 
 def fit_container(dst: Path, codec: str) -> Path:
@@ -277,21 +290,21 @@ def upscale_file(
 
     if info is None:
         info = probe(src)
-    codec = resolve_codec(cfg.encode.codec, width=info.width * cfg.scale, height=info.height * cfg.scale,
-                          source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt)
-    cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))
-    dst = Path(dst) if dst is not None else default_output(src, cfg.scale, codec)
-    check_output(src, dst, overwrite=cfg.overwrite)
     if upscaler is None:
         upscaler = make_upscaler(cfg, on_warning=warn)
-    if upscaler.scale != cfg.scale:
-        raise StreamSRError(f"model {upscaler.model.name} upscales x{upscaler.scale}, but --scale {cfg.scale} was asked for")
+    check_scale(upscaler, cfg.scale)
+    cfg = replace(cfg, scale=upscaler.scale)
+    codec = resolve_codec(cfg.encode.codec, width=info.width * upscaler.scale, height=info.height * upscaler.scale,
+                          source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt)
+    cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))
+    dst = Path(dst) if dst is not None else default_output(src, upscaler.scale, codec)
+    check_output(src, dst, overwrite=cfg.overwrite)
     decoder = open_decoder(src, backend=cfg.decoder, batch=upscaler.batch_for(info.height, info.width), info=info)
     tmp = temporary_path(dst)
     start = time.perf_counter()
     encoder: PyAVEncoder | None = None
     try:
-        encoder = PyAVEncoder(tmp, src, info, scale=cfg.scale, config=cfg.encode, warn=warn)
+        encoder = PyAVEncoder(tmp, src, info, scale=upscaler.scale, config=cfg.encode, warn=warn)
         times = run_stages(iter(decoder), upscaler.stream, encoder.write, queue_size=cfg.queue_size, on_progress=on_progress)
         if encoder.frames_written == 0:
             raise DecodeError(f"{src}: no frame could be decoded; the file may be corrupt")

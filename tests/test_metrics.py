@@ -1,16 +1,17 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import pytest
 import torch
 
 from streamsr.io.images import read_image
 from streamsr.train.degrade import bicubic_lr, imresize, modcrop
-from streamsr.train.evaluate import DEFAULT_BENCH
 from streamsr.train.metrics import psnr, rgb_to_y, ssim
 
-SET5 = DEFAULT_BENCH / "Set5"
+SET5 = Path(os.environ.get("STREAMSR_DATA", "/nonexistent")) / "bench" / "Set5"
 
 
 def test_identical_images() -> None:
@@ -44,7 +45,7 @@ def test_matlab_imresize_known_values() -> None:
     assert modcrop(torch.zeros(3, 11, 13), 4).shape == (3, 8, 12)
 
 
-@pytest.mark.skipif(not SET5.is_dir(), reason="shared benchmark data not present")
+@pytest.mark.skipif(not SET5.is_dir(), reason="benchmark data not present (set STREAMSR_DATA)")
 @pytest.mark.parametrize(("scale", "published"), [(2, 33.66), (4, 28.42)])
 def test_bicubic_baseline_matches_published_set5(scale: int, published: float) -> None:
     scores = []

@@ -26,7 +26,7 @@ def test_pipelines_command_lists_them() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [("scale = 4\ncrf = 3\n", "unknown key 'crf'"), ("[encode]\ncodec = 264\n", "codec: expected str"),
-     ("scale = 5\n", "scale must be 2, 3 or 4"), ("[encode]\naudio = 'mp3'\n", "audio must be")],
+     ("scale = 9\n", "scale must be from 2 to 8"), ("[encode]\naudio = 'mp3'\n", "audio must be")],
 )
 def test_bad_presets_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "mine.toml"

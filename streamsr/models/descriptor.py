@@ -1,4 +1,4 @@
-"""ModelDescriptor: a loaded network plus what the engine needs to know about it."""
+"""ModelDescriptor: a loaded network plus the contract for calling it."""
 
 from __future__ import annotations
 
@@ -9,12 +9,31 @@ import torch
 from torch import Tensor, nn
 
 
+@dataclass(frozen=True)
+class SizeRequirements:
+    """What input sizes a network accepts; the engine pads to them and crops the output back."""
+
+    minimum: int = 0
+    """Smallest height and width, in input pixels."""
+    multiple_of: int = 1
+    """Height and width must be multiples of this (window or downsampling factors)."""
+
+    def padding(self, height: int, width: int) -> tuple[int, int]:
+        """Pixels to add below and to the right so that (height, width) is accepted."""
+        def fit(side: int) -> int:
+            side_ok = max(side, self.minimum)
+            return side_ok + (-side_ok % self.multiple_of) - side
+
+        return fit(height), fit(width)
+
+
 @dataclass
 class ModelDescriptor:
-    """A loaded SR network and its metadata.
+    """A loaded SR network and how to call it (spandrel's `ImageModelDescriptor` is the model).
 
-    Calling it upscales: (N, C, H, W) float in [0, 1] -> (N, C, H*scale, W*scale), clamped to
-    [0, 1], on the module's device. For batching, tiling and precision, use `streamsr.Upscaler`.
+    Calling it upscales: (N, in_ch, H, W) float in [0, 1] -> (N, out_ch, H*scale, W*scale),
+    clamped to [0, 1], on the module's device. For precision, batching, padding and tiling use
+    `streamsr.Upscaler`, which reads the fields below rather than guessing from hyperparameters.
     """
 
     module: nn.Module
@@ -23,13 +42,28 @@ class ModelDescriptor:
     arch: str
     scale: int
     in_ch: int
+    out_ch: int = 3
+    supports_half: bool = True
+    """fp16 gives the fp32 result within rounding (else CUDA runs bf16 or fp32)."""
+    supports_bfloat16: bool = True
+    size: SizeRequirements = field(default_factory=SizeRequirements)
+    tiling: bool = True
+    """Tiles may be upscaled separately and joined (False: the network needs the whole frame)."""
+    tile_overlap: int = 32
+    """Context pixels a tile needs on each side for its core to match the whole frame."""
+    channels_last: bool = True
+    """The CPU runs it faster in channels-last memory layout."""
+    runtime: str = "torch"
+    """What executes the module: "torch", or a graph runtime ("onnxruntime", "openvino")."""
     metadata: dict[str, str] = field(default_factory=dict)
     """The weight file's metadata (training record, measured quality)."""
 
     @classmethod
     def from_module(cls, module: nn.Module, *, name: str, arch: str, metadata: dict[str, str] | None = None) -> ModelDescriptor:
+        """A descriptor for one of our own networks, which records its constructor arguments."""
         hp = getattr(module, "hparams", {})
-        return cls(module, name, arch, int(hp["scale"]), int(hp.get("in_ch", 3)), dict(metadata or {}))
+        in_ch = int(hp.get("in_ch", 3))
+        return cls(module, name, arch, int(hp["scale"]), in_ch, out_ch=in_ch, metadata=dict(metadata or {}))
 
     @property
     def hparams(self) -> dict[str, int | float]:
@@ -39,6 +73,14 @@ class ModelDescriptor:
     def trained(self) -> bool:
         """True when the weights carry a training record (not a random initialisation)."""
         return "training" in self.metadata
+
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+    def precisions(self) -> list[str]:
+        """The precisions this model may run in, best first."""
+        return [p for p, ok in (("fp16", self.supports_half), ("bf16", self.supports_bfloat16), ("fp32", True)) if ok]
 
     def quality(self) -> dict[str, dict[str, float]]:
         """Measured PSNR/SSIM per benchmark set, as recorded in the weight file (may be empty)."""

@@ -75,33 +75,54 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise UnsupportedModelError(f"{path}: not a readable safetensors file ({e})") from e
 
 
-def load_weights(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, str]]:
-    """Rebuild the model stored in `path`; returns (module in eval mode, metadata).
+def check_finite(state: Mapping[str, torch.Tensor], where: str | Path) -> None:
+    """Refuse weights holding NaN or infinity: they load silently and upscale to black frames."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UnsupportedModelError(f"{where}: tensor {key!r} holds NaN or infinite values; the file is damaged")
 
-    Our own files carry arch and hparams; foreign ``.safetensors``/``.pth`` files are detected
-    from their keys. Pickles are opened with ``weights_only=True``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UnsupportedModelError(f"{path}: weight file not found")
-    if path.suffix in (".pth", ".pt"):
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises many types for a bad pickle
-            raise UnsupportedModelError(f"{path}: cannot load ({e})") from e
-        state = state.get("params_ema", state.get("params", state)) if isinstance(state, dict) else state
-        meta: dict[str, str] = {}
-    else:
-        meta = read_metadata(path)
-        with safe_open(str(path), framework="pt") as f:
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118  (safe_open is not a dict)
+
+def unwrap_state(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The tensors of a training checkpoint's usual wrappers (``params_ema``, ``params``,
+    ``state_dict``, ``model``), with a ``module.`` prefix (DataParallel) removed."""
+    for key in ("params_ema", "params", "state_dict", "model"):
+        if isinstance(state.get(key), Mapping):
+            state = state[key]
+            break
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if tensors and all(k.startswith("module.") for k in tensors):
+        tensors = {k.removeprefix("module."): v for k, v in tensors.items()}
+    return tensors
+
+
+def model_from_state(state: Mapping[str, torch.Tensor], meta: Mapping[str, str], where: str | Path) -> tuple[nn.Module, dict[str, str]]:
+    """Rebuild one of streamsr's architectures from its tensors and (if present) its metadata."""
+    check_finite(state, where)
     spec = REGISTRY[meta["arch"]] if "arch" in meta else REGISTRY.detect(state)
     hparams = json.loads(meta["hparams"]) if "hparams" in meta else spec.infer(state)
     model = spec.cls(**hparams)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise UnsupportedModelError(f"{path}: weights do not fit {spec.id} {hparams}: {e}") from e
-    meta.setdefault("arch", spec.id)
-    meta.setdefault("hparams", json.dumps(hparams))
-    return model.eval().to(device), meta
+        raise UnsupportedModelError(f"{where}: weights do not fit {spec.id} {hparams}: {e}") from e
+    full = dict(meta)
+    full.setdefault("arch", spec.id)
+    full.setdefault("hparams", json.dumps(hparams))
+    return model.eval(), full
+
+
+def load_weights(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, str]]:
+    """Rebuild the model stored in `path`; returns (module in eval mode, metadata).
+
+    Our own files carry arch and hparams; foreign ``.safetensors``/``.pth`` files of our
+    architectures are detected from their keys. Pickles are opened with ``weights_only=True``.
+    """
+    from .foreign import read_state_dict
+
+    path = Path(path)
+    if not path.is_file():
+        raise UnsupportedModelError(f"{path}: weight file not found")
+    meta = read_metadata(path) if path.suffix == ".safetensors" else {}
+    state = unwrap_state(read_state_dict(path))
+    model, meta = model_from_state(state, meta, path)
+    return model.to(device), meta

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..config import SAMPLINGS, Sampling
 from ..io.images import read_image
-from .degrade import bicubic_lr, modcrop
+from .degrade import Compression, bicubic_lr, compressed_lr, modcrop
 
 IMAGE_SUFFIXES = {".png", ".webp", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
 
@@ -36,36 +36,50 @@ class PairBank:
     already gets right, give way to the edges and textures where PSNR is lost. 1 draws uniformly.
 
     With `sampling="folder"`, each folder (an image's parent directory) gets an equal share of the
-    samples, and its images share it by area.
+    samples, and its images share it by area. `groups` and `group_weights` go further: image i
+    belongs to group ``groups[i]`` (a data source: photographs, line art, ...), each group gets
+    its weight's share of the samples, and its images share that by area.
+
+    With `compression`, each image also gets `variants` LR versions passed through a video codec
+    (drawn once, at load); a sample takes the clean LR or one of those with equal chance.
     """
 
     def __init__(self, paths: Iterable[Path], *, scale: int, patch: int, seed: int = 0, crop_draws: int = 1,
-                 sampling: Sampling = "area") -> None:
+                 sampling: Sampling = "area", groups: Sequence[int] | None = None,
+                 group_weights: Sequence[float] | None = None, compression: Compression | None = None,
+                 variants: int = 4) -> None:
         if crop_draws < 1:
             raise ValueError("crop_draws must be at least 1")
         if sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
         self.scale, self.patch, self.crop_draws = scale, patch, crop_draws
+        paths = list(paths)
+        if groups is not None and (len(groups) != len(paths) or group_weights is None):
+            raise ValueError("groups needs one entry per image, and group_weights with it")
+        self._rng = np.random.default_rng(seed)
         self.hr: list[Tensor] = []
-        self.lr: list[Tensor] = []
-        folders: list[Path] = []
-        for path in paths:
+        self.lr: list[list[Tensor]] = []
+        """Per image: the clean LR, then its compressed variants."""
+        keys: list[object] = []
+        for i, path in enumerate(paths):
             hr = modcrop(read_image(path), scale)
             if min(hr.shape[-2:]) < patch * scale:
                 continue
+            lr = bicubic_lr(hr, scale)
             self.hr.append(hr)
-            self.lr.append(bicubic_lr(hr, scale))
-            folders.append(path.parent)
+            self.lr.append([lr, *(compressed_lr(lr, compression, self._rng) for _ in range(variants if compression else 0))])
+            keys.append(groups[i] if groups is not None else path.parent)
         if not self.hr:
             raise ValueError(f"no training image is at least {patch * scale} px on its short side")
         area = np.array([t.shape[-1] * t.shape[-2] for t in self.hr], dtype=np.float64)
-        if sampling == "folder":
-            folder_area: dict[Path, float] = {}
-            for a, folder in zip(area, folders, strict=True):
-                folder_area[folder] = folder_area.get(folder, 0.0) + a
-            area = area / np.array([folder_area[f] for f in folders])
+        if sampling == "folder" or groups is not None:
+            key_area: dict[object, float] = {}
+            for a, key in zip(area, keys, strict=True):
+                key_area[key] = key_area.get(key, 0.0) + a
+            area = area / np.array([key_area[k] for k in keys])
+            if groups is not None and group_weights is not None:
+                area *= np.array([group_weights[int(k)] for k in keys])  # type: ignore[call-overload]
         self._p = area / area.sum()
-        self._rng = np.random.default_rng(seed)
 
     def blend_targets(self, teacher: list[Tensor], weight: float) -> None:
         """Train towards (1 - weight) * HR + weight * `teacher` (uint8 images the size of the HR ones)."""
@@ -89,7 +103,8 @@ class PairBank:
         s, p = self.scale, self.patch
         lrs, hrs = [], []
         for i in self._rng.choice(len(self.hr), size=batch, p=self._p):
-            lr_img, hr_img = self.lr[i], self.hr[i]
+            variants = self.lr[i]
+            lr_img, hr_img = variants[int(self._rng.integers(len(variants)))] if len(variants) > 1 else variants[0], self.hr[i]
             y, x = self._crop_position(lr_img)
             lr = lr_img[:, y : y + p, x : x + p]
             hr = hr_img[:, y * s : (y + p) * s, x * s : (x + p) * s]

@@ -12,11 +12,11 @@ from torch import Tensor
 
 from ..io.images import read_image
 from .data import find_images
-from .degrade import bicubic_lr, imresize, modcrop
+from .degrade import Compression, bicubic_lr, imresize, modcrop
 from .metrics import psnr, ssim
 
-DEFAULT_BENCH = Path(__file__).resolve().parents[3] / "shared" / "data" / "bench"
-"""Where `streamsr eval` looks for Set5, Set14, B100 and Vid4 by default (../shared/data/bench)."""
+BENCHMARK_SETS = ("Set5", "Set14", "B100", "Vid4")
+"""What `streamsr eval` scores by default: `bench/NAME` below $STREAMSR_DATA."""
 
 Upscale = Callable[[Tensor], Tensor]
 """uint8 (3, h, w) LR -> uint8 (3, h*s, w*s) SR."""
@@ -48,11 +48,16 @@ def module_upscaler(module: torch.nn.Module, *, device: str | torch.device = "cp
     return run
 
 
-def _score_images(paths: list[Path], upscale: Upscale, scale: int) -> tuple[list[float], ...]:
+def _score_images(paths: list[Path], upscale: Upscale, scale: int, *, compression: Compression | None = None,
+                  as_clip: bool = False) -> tuple[list[float], ...]:
+    """Per-image PSNR/SSIM of the model and of bicubic. With `compression`, the LR goes through
+    it first: the frames of a clip (`as_clip`) as one video, other images each as a one-frame video."""
+    hrs = [modcrop(read_image(path), scale) for path in paths]
+    lrs = [bicubic_lr(hr, scale) for hr in hrs]
+    if compression is not None:
+        lrs = compression.apply(lrs) if as_clip else [compression.apply([lr])[0] for lr in lrs]
     ps, ss, bps, bss = [], [], [], []
-    for path in paths:
-        hr = modcrop(read_image(path), scale)
-        lr = bicubic_lr(hr, scale)
+    for hr, lr in zip(hrs, lrs, strict=True):
         sr = upscale(lr)
         bic = imresize(lr, scale)
         ps.append(psnr(sr, hr, crop_border=scale))
@@ -66,11 +71,12 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def evaluate_set(folder: str | Path, upscale: Upscale, *, scale: int) -> SetScore:
+def evaluate_set(folder: str | Path, upscale: Upscale, *, scale: int, compression: Compression | None = None) -> SetScore:
     """Score one benchmark folder.
 
     A folder of images is averaged over its images; a folder of sub-folders (Vid4's clips) is
-    averaged per clip, then over clips, as video SR papers do.
+    averaged per clip, then over clips, as video SR papers do. With `compression`, the LR is
+    compressed before upscaling (a clip as one video) and the result scored against the clean HR.
     """
     folder = Path(folder)
     clips = sorted(p for p in folder.iterdir() if p.is_dir())
@@ -79,7 +85,7 @@ def evaluate_set(folder: str | Path, upscale: Upscale, *, scale: int) -> SetScor
     if not groups:
         raise FileNotFoundError(f"{folder}: no images")
     start = time.perf_counter()
-    per_group = [_score_images(g, upscale, scale) for g in groups]
+    per_group = [_score_images(g, upscale, scale, compression=compression, as_clip=bool(clips)) for g in groups]
     elapsed = time.perf_counter() - start
     means = [_mean([_mean(g[i]) for g in per_group]) for i in range(4)]
     count = sum(len(g) for g in groups)

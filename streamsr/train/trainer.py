@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
+import hashlib
 import json
 import math
 import time
@@ -14,16 +16,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import TrainConfig
+from ..config import TrainConfig, data_path
 from ..models import CATALOG, build_model, load_weights, read_metadata, save_weights
 from ..models.archs.safdn import SAFDN, grown_state
 from ..models.weights import weights_digest
 from .data import PairBank, find_images
+from .degrade import Compression
 from .distill import cached_ensemble_outputs
 from .evaluate import evaluate_set, module_upscaler
 from .losses import PixelFFTLoss
 
 Log = Callable[[str], None]
+
+_LOCAL_KEYS = frozenset({"out", "init", "teacher", "threads", "device"})
+"""Recipe fields that name places or resources of the machine that trained, not the recipe
+(the starting weights are recorded by hash instead)."""
 
 
 def _quiet(_: str) -> None:
@@ -73,6 +80,10 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
+        self.compression = Compression.parse(cfg.degradation) if cfg.degradation else None
+        self.val_compression = Compression.parse(cfg.val_degradation) if cfg.val_degradation else None
+        self.data_folders = [data_path(d) for d in cfg.data]
+        self.val_folders = [data_path(v) for v in cfg.val_folders]
         self.entry = CATALOG[cfg.model]
         self.scale = self.entry.scale
         self.device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
@@ -87,6 +98,8 @@ class Trainer:
             skipped = load_matching(self.model, cfg.init)
             log(f"initialised from {cfg.init}; {len(skipped)} tensors left at random: {skipped}")
         self.model = self.model.to(self.device, memory_format=torch.channels_last)
+        if isinstance(self.model, SAFDN):
+            self.model.use_sliced_sums(self.device.type == "cuda")
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # training shapes never change: let cuDNN time its algorithms once
@@ -115,13 +128,17 @@ class Trainer:
 
     def bank(self) -> PairBank:
         if self._bank is None:
-            paths = find_images(self.cfg.data)
+            per_folder = [find_images([folder]) for folder in self.data_folders]
+            paths = [p for found in per_folder for p in found]
+            groups = [i for i, found in enumerate(per_folder) for _ in found] if self.cfg.data_weights else None
             self._bank = PairBank(paths, scale=self.scale, patch=self.cfg.patch, seed=self.cfg.seed,
-                                  crop_draws=self.cfg.crop_draws, sampling=self.cfg.sampling)
+                                  crop_draws=self.cfg.crop_draws, sampling=self.cfg.sampling, groups=groups,
+                                  group_weights=self.cfg.data_weights or None, compression=self.compression,
+                                  variants=self.cfg.variants)
             if self.cfg.teacher:
                 # Beside the run folders, so every run with this teacher and these images reuses it.
                 cache_dir = self.out.parent / "teacher-cache"
-                outputs = cached_ensemble_outputs(self.cfg.teacher, self._bank.lr, scale=self.scale, cache_dir=cache_dir,
+                outputs = cached_ensemble_outputs(self.cfg.teacher, [v[0] for v in self._bank.lr], scale=self.scale, cache_dir=cache_dir,
                                                   device=self.device, log=self.log)
                 self._bank.blend_targets(outputs, self.cfg.teacher_weight)
         return self._bank
@@ -185,7 +202,8 @@ class Trainer:
     def validate_sets(self) -> list[tuple[str, float]]:
         """(folder name, PSNR of the EMA) for each validation folder."""
         upscale = module_upscaler(self.ema, device=self.device)
-        return [(Path(folder).name, evaluate_set(folder, upscale, scale=self.scale).psnr) for folder in self.cfg.val_folders]
+        return [(folder.name, evaluate_set(folder, upscale, scale=self.scale, compression=self.val_compression).psnr)
+                for folder in self.val_folders]
 
     def validate(self) -> float:
         """The EMA's validation PSNR: the mean over the validation sets, each counted once."""
@@ -197,12 +215,24 @@ class Trainer:
             "train_seconds": round(self.train_seconds),
             "total_iterations": self.prior_iterations + self.iteration,
             "total_train_seconds": round(self.prior_seconds + self.train_seconds),
-            "data": list(self.cfg.data),
-            "val_set": self.cfg.val_name,
+            "data": self.data_record,
+            "val_set": self.cfg.val_name + (f" ({self.cfg.val_degradation})" if self.cfg.val_degradation else ""),
             "val_psnr": round(val_psnr, 3),
-            "recipe": dataclasses.asdict(self.cfg),
+            "recipe": self.recipe_record,
             "sources_sha256": self.sources,
         }
+
+    @functools.cached_property
+    def recipe_record(self) -> dict[str, Any]:
+        """The recipe as data: the machine's places left out, folders named by their last two parts."""
+        recipe = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in _LOCAL_KEYS}
+        recipe["data"] = [_short_name(p) for p in self.data_folders]
+        recipe["val"] = [_short_name(p) for p in self.val_folders]
+        return recipe
+
+    @functools.cached_property
+    def data_record(self) -> list[dict[str, Any]]:
+        return data_sources(self.data_folders, self.cfg.data_weights)
 
     @property
     def finished(self) -> bool:
@@ -257,6 +287,28 @@ class Trainer:
             save_weights(self.ema, self.final_path, arch=self.entry.arch,
                          extra={"training": self.training_record(final_val)})
         return self.best_path
+
+
+def data_sources(folders: list[Path], weights: tuple[float, ...] = ()) -> list[dict[str, Any]]:
+    """Each training folder by name, image count and content hash (sha256 over its images' bytes
+    in sorted order), so a record names its data without a machine path."""
+    sources = []
+    for i, folder in enumerate(folders):
+        digest = hashlib.sha256()
+        images = find_images([folder])
+        for path in images:
+            digest.update(path.read_bytes())
+        entry: dict[str, Any] = {"name": _short_name(folder), "images": len(images),
+                                 "sha256": digest.hexdigest()[:16]}
+        if weights:
+            entry["weight"] = weights[i]
+        sources.append(entry)
+    return sources
+
+
+def _short_name(folder: Path) -> str:
+    """A data folder named without the machine's path to it: its last two parts (``train/T91``)."""
+    return "/".join(folder.parts[-2:])
 
 
 def _mean_psnr(per_set: list[tuple[str, float]]) -> float:

@@ -149,7 +149,9 @@ def _window_axis(length: int, cell: int, device: torch.device) -> tuple[int, Ten
     cells its window covers (kept inside the axis, so border windows are shifted, never cut
     short); and for each (padded) pixel the bilinear weight of the vertex after it.
     """
-    cells = -(-length // cell)
+    # Ceiling division on non-negative operands: the ONNX exporters turn floor division of a
+    # negative size into a truncating one.
+    cells = (length + cell - 1) // cell
     first = (torch.arange(cells + 1, device=device) - 1).clamp(0, max(cells - 2, 0))
     after = (torch.arange(cell, device=device) + 0.5) / cell
     return cells, first, after
@@ -224,6 +226,7 @@ class ACSelfAttention(nn.Module):
         check_window(window)
         self.heads = heads
         self.window = window
+        self.sliced_sums = False
         self.compress = nn.Conv2d(feat, hidden, 1)
         self.qkv = nn.Conv2d(hidden, 3 * hidden, 1, bias=False)
         pad = kernel // 2
@@ -242,7 +245,7 @@ class ACSelfAttention(nn.Module):
         # Gram matrix and softmax in fp32: a sum over all pixels overflows fp16's precision.
         q = F.normalize(q.float(), dim=-1)
         k = F.normalize(k.float(), dim=-1)
-        logits = gram(q, k) if q.is_cuda else q @ k.transpose(-2, -1)
+        logits = gram(q, k) if self.sliced_sums else q @ k.transpose(-2, -1)
         attn = torch.softmax(logits * self.temperature.float(), dim=-1)
         out = (attn.to(v.dtype) @ v).reshape(n, -1, h, w)
         return x + self.project(out)
@@ -263,6 +266,7 @@ class SAFDBlock(nn.Module):
         self.act = nn.LeakyReLU(0.05, inplace=True)
         self.attention = ACSelfAttention(feat, compress=compress, kernel=kernel, heads=heads, window=window)
         self.spatial = ShiftSpatialAttention(feat, reduced=esa, shift_fraction=shift_fraction)
+        self.sliced_sums = False
 
     def forward(self, x: Tensor) -> Tensor:
         def distilled() -> Iterator[Tensor]:
@@ -272,7 +276,7 @@ class SAFDBlock(nn.Module):
                 y = self.act(refine(y) + y)
             yield self.act(self.last(y))
 
-        fused = fuse_concatenation(self.fuse, distilled(), part_by_part=x.is_cuda)
+        fused = fuse_concatenation(self.fuse, distilled(), part_by_part=self.sliced_sums)
         y = self.spatial(self.attention(fused))
         return x + y
 
@@ -316,6 +320,9 @@ class SAFDN(nn.Module):
             "window": window,
         }
         self.scale = scale
+        self.sliced_sums = False
+        """Take the wide sums (the fuses' concatenations, the attention's Gram product) in slices:
+        memory and parallelism a GPU needs, overhead a CPU does not (`use_sliced_sums`)."""
         self.head = nn.Conv2d(in_ch, feat, 3, padding=1)
         self.body = nn.ModuleList(
             SAFDBlock(
@@ -336,6 +343,20 @@ class SAFDN(nn.Module):
         nn.init.zeros_(self.upsample[0].weight)
         nn.init.zeros_(self.upsample[0].bias)
 
+    def use_sliced_sums(self, enabled: bool) -> None:
+        """Fuse concatenations part by part and slice the attention's Gram product (`fuse_concatenation`,
+        `gram`): the same sums, as the engine chooses for its device (on CUDA)."""
+        for module in self.modules():
+            if hasattr(module, "sliced_sums"):
+                module.sliced_sums = enabled
+
+    @property
+    def graph_min_side(self) -> int:
+        """Smallest input side an exported (traced) graph of this network accepts: tracing keeps
+        the windowed attention's branch for inputs of at least two cells per side."""
+        window = int(self.hparams["window"])
+        return window // 2 + 1 if window else 0
+
     def set_attention_window(self, window: int) -> None:
         """Gather every block's attention statistics over ``window`` pixels (0: the whole input)."""
         check_window(window)
@@ -352,7 +373,7 @@ class SAFDN(nn.Module):
                 y = block(y)
                 yield y
 
-        fused = fuse_concatenation(self.fuse[0], block_outputs(), part_by_part=x.is_cuda)
+        fused = fuse_concatenation(self.fuse[0], block_outputs(), part_by_part=self.sliced_sums)
         y = self.tail(self.fuse[1](fused)) + shallow
         # Predict the residual over a bilinear upscale: faster convergence, same capacity.
         base = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
