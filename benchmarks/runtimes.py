@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from streamsr.engine import Upscaler, cpu_has_fast_bf16
+from streamsr.errors import UnsupportedModelError
 from streamsr.models import load_model
 from streamsr.models.runtimes import runtime_available
 
@@ -76,7 +77,11 @@ def main() -> None:
     engines = []
     x = torch.rand(1, 3, h, w)
     for name, backend, precision, model in configs:
-        engine = Upscaler(model, device="cpu", precision=precision, backend=backend, tile=0)  # type: ignore[arg-type]
+        try:
+            engine = Upscaler(model, device="cpu", precision=precision, backend=backend, tile=0)  # type: ignore[arg-type]
+        except UnsupportedModelError as e:
+            print(f"{name} on {backend}: {e}")
+            continue
         engine(x)  # warm-up: export, compile, allocator
         engines.append((name, backend, precision, engine))
     best = [float("inf")] * len(engines)

@@ -172,7 +172,13 @@ class Upscaler:
         self.runtime = resolve_runtime(backend, self.model, self.device)
         if self.runtime != self.model.runtime:
             wanted = resolve_precision(precision, self.device, self.model)
-            self.model = with_runtime(self.model, self.runtime, precision="bf16" if wanted == torch.bfloat16 else "fp32")
+            try:
+                self.model = with_runtime(self.model, self.runtime, precision="bf16" if wanted == torch.bfloat16 else "fp32")
+            except UnsupportedModelError as e:
+                if backend != "auto":
+                    raise
+                (on_warning or (lambda _m: None))(f"{e}; running it on torch")
+                self.runtime = "torch"
         self.dtype = resolve_precision(precision, self.device, self.model)
         self.scale = self.model.scale
         self.batch, self.tile = batch, tile if self.model.tiling else 0

@@ -197,3 +197,12 @@ def test_onnx_model_matches_torch_and_upscales_a_clip(clip_mp4: Path, tmp_path: 
     assert code == 0, text
     assert frames_and_pts(out)[0] == (128, 96)
     assert audio_packets(out) == audio_packets(clip_mp4)
+
+
+def test_a_model_that_does_not_export_says_so_in_one_line(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    model_file = save(SAFMN(dim=8, n_blocks=1, upscaling_factor=4).eval(), tmp_path / "safmn.pth", "params")
+    out = tmp_path / "safmn.onnx"
+    code, text = run("export", str(model_file), "-o", str(out))
+    assert code == 4 and not out.exists() and not list(tmp_path.glob(".*part"))
+    assert text.strip().splitlines() == [text.strip()] and "cannot be exported to ONNX" in text

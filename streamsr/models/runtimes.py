@@ -7,11 +7,14 @@ models, one per input shape: a video has one) so a model is exported once per ma
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
 import os
+import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,11 +70,15 @@ def export_onnx(model: ModelDescriptor, path: str | Path, *, opset: int = 17) ->
     example = torch.rand(1, model.in_ch, side, side)
     tmp = path.with_name(f".{path.name}.part")
     try:
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")  # the tracer's notes on Python ints taken from shapes
-            torch.onnx.export(module, (example,), str(tmp), dynamo=False, opset_version=opset,
-                              input_names=["lr"], output_names=["sr"],
-                              dynamic_axes={"lr": {0: "n", 2: "h", 3: "w"}, "sr": {0: "n", 2: "sh", 3: "sw"}})
+        try:
+            with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), _native_stderr_silenced():
+                warnings.simplefilter("ignore")  # the tracer's notes on Python ints taken from shapes
+                torch.onnx.export(module, (example,), str(tmp), dynamo=False, opset_version=opset,
+                                  input_names=["lr"], output_names=["sr"],
+                                  dynamic_axes={"lr": {0: "n", 2: "h", 3: "w"}, "sr": {0: "n", 2: "sh", 3: "sw"}})
+        except (RuntimeError, torch.onnx.errors.OnnxExporterError) as e:
+            reason = str(e).strip().splitlines()[0].split(". Please")[0][:200]
+            raise UnsupportedModelError(f"{model.name}: cannot be exported to ONNX with a dynamic size ({reason})") from None
         _stamp(tmp, {"streamsr_model": model.name, "scale": str(model.scale), "arch": model.arch,
                      "min_side": str(min_side), "multiple_of": str(model.size.multiple_of)})
         tmp.replace(path)
@@ -79,6 +86,24 @@ def export_onnx(model: ModelDescriptor, path: str | Path, *, opset: int = 17) ->
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Silence file descriptors 1 and 2 (the exporter's C++ side dumps the whole traced graph
+    when an export fails; the failure itself is reported as one line)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def _stamp(path: Path, metadata: dict[str, str]) -> None:
