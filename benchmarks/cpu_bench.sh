@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU figures in docs/benchmarks.md: issue 7's targets for every model size, in one run.
+# The CPU figures in docs/benchmarks.md: every model size at the target sizes, in one run.
 #   bash benchmarks/cpu_bench.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."

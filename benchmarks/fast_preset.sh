@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end with the `fast` preset (tiny SAFDN, x264 veryfast) on issue 7's two target sizes:
+# End to end with the `fast` preset (tiny SAFDN, x264 veryfast) at x4 320x180 and x2 640x360:
 # the encoder's share of the time, next to the SR stage, from `streamsr upscale`'s own summary.
 #   bash benchmarks/fast_preset.sh
 set -euo pipefail

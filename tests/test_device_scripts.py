@@ -1,8 +1,8 @@
-"""The scripts a device lease runs (benchmarks/gpu_*), run here the way they run without CUDA.
+"""The GPU check scripts (benchmarks/gpu_*), run here the way they run without CUDA.
 
-A lease is a few minutes of a GPU, a few times a year: a script that broke since the last one (an
-argument renamed in the package, a helper's signature changed) wastes it. Each script runs on the
-CPU at its smallest sizes, and the lines a lease is read by must be there.
+GPU time is scarce: a script that broke since it last ran (an argument renamed in the package, a
+helper's signature changed) wastes it. Each script runs on the CPU at its smallest sizes, and the
+lines its report is read by must be there.
 """
 
 from __future__ import annotations

@@ -206,7 +206,7 @@ def _real_frame() -> torch.Tensor:
 
 
 def test_speedups_keep_psnr_of_fp32_eager_on_real_frames() -> None:
-    """Issue 7: every speed-up stays within 0.05 dB of the plain fp32 eager model."""
+    """Every speed-up stays within 0.05 dB of the plain fp32 eager model."""
     from streamsr.train.degrade import bicubic_lr, modcrop
     from streamsr.train.metrics import psnr
 
