@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
+from streamsr.config import data_path
 from streamsr.engine import Upscaler
 from streamsr.models import ModelDescriptor, load_model
-from streamsr.config import data_path
 from streamsr.train.evaluate import SetScore, evaluate_set
 
 
