@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine import Upscaler
-from .errors import DecodeError, OutputError, ScaleMismatchError
+from .errors import DecodeError, EncodeError, OutputError, ScaleMismatchError
 from .frames import FrameBatch, VideoInfo
 from .io import open_decoder
 from .io.base import Decoder
@@ -295,7 +295,8 @@ def upscale_file(
     check_scale(upscaler, cfg.scale)
     cfg = replace(cfg, scale=upscaler.scale)
     codec = resolve_codec(cfg.encode.codec, width=info.width * upscaler.scale, height=info.height * upscaler.scale,
-                          source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt)
+                          source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt,
+                          container=Path(dst).suffix if dst is not None else src.suffix)
     cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))
     dst = Path(dst) if dst is not None else default_output(src, upscaler.scale, codec)
     check_output(src, dst, overwrite=cfg.overwrite)
@@ -304,7 +305,13 @@ def upscale_file(
     start = time.perf_counter()
     encoder: PyAVEncoder | None = None
     try:
-        encoder = PyAVEncoder(tmp, src, info, scale=upscaler.scale, config=cfg.encode, warn=warn)
+        try:
+            encoder = PyAVEncoder(tmp, src, info, scale=upscaler.scale, config=cfg.encode, warn=warn)
+        except EncodeError as e:
+            if "output format" not in str(e):
+                raise
+            raise OutputError(f"{dst}: no container format has the suffix {dst.suffix or '(none)'!r}; "
+                              f"use .mp4, .mkv, .mov or .webm") from None
         times = run_stages(iter(decoder), upscaler.stream, encoder.write, queue_size=cfg.queue_size, on_progress=on_progress)
         if encoder.frames_written == 0:
             raise DecodeError(f"{src}: no frame could be decoded; the file may be corrupt")

@@ -213,3 +213,19 @@ def test_self_ensemble_reaches_the_engine_and_the_batch_fingerprint(clip_mp4: Pa
     # Its outputs differ, so a batch rerun with the flag redoes files finished without it.
     cfg = pipeline.UpscaleConfig(scale=2)
     assert settings_fingerprint(cfg) != settings_fingerprint(replace(cfg, self_ensemble=True))
+
+
+def test_webm_output_gets_codecs_webm_holds(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    out = tmp_path / "out.webm"
+    code, text = run("upscale", str(clip_mp4), "-o", str(out), "-m", str(tiny_weights), "-q")
+    assert code == 0, text
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "vp9" and c.streams.audio[0].codec_context.name == "opus"
+        assert sum(1 for _ in c.decode(video=0)) == 12
+
+
+def test_unknown_output_suffix_is_an_output_error_naming_the_file(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    out = tmp_path / "out.xyz"
+    code, text = run("upscale", str(clip_mp4), "-o", str(out), "-m", str(tiny_weights), "-q")
+    assert code == 3 and f"{out}: no container format" in text and "partial" not in text
+    assert list(tmp_path.iterdir()) == []

@@ -120,13 +120,23 @@ def encoder_opens(codec: str, width: int, height: int, pix_fmt: str) -> bool:
     return True
 
 
+_WEB_CONTAINERS = {".webm": "libvpx-vp9"}
+_VP9_SPEED = {"ultrafast": "8", "superfast": "7", "veryfast": "6", "faster": "5", "fast": "5", "medium": "4",
+              "slow": "2", "slower": "1", "veryslow": "0"}
+"""x264 preset names as libvpx-vp9 cpu-used speeds."""
+"""Containers that hold neither H.264 nor HEVC, and the encoder "auto" picks for them."""
+
+
 def resolve_codec(
-    codec: str, *, width: int, height: int, source_pix_fmt: str, bit_depth: int, pix_fmt: str = ""
+    codec: str, *, width: int, height: int, source_pix_fmt: str, bit_depth: int, pix_fmt: str = "", container: str = ""
 ) -> str:
-    """The encoder `--codec` means for an output of `width` x `height`: itself, or for "auto" the
-    first NVENC encoder that opens here (and takes `pix_fmt`, if one is asked for), else x264."""
+    """The encoder `--codec` means for an output of `width` x `height` in a file with suffix
+    `container`: itself, or for "auto" VP9 for WebM, else the first NVENC encoder that opens here
+    (and takes `pix_fmt`, if one is asked for), else x264."""
     if codec != AUTO_CODEC:
         return codec
+    if container.lower() in _WEB_CONTAINERS:
+        return _WEB_CONTAINERS[container.lower()]
     for candidate in _AUTO_CANDIDATES_10 if bit_depth > 8 else _AUTO_CANDIDATES_8:
         try:
             candidate_fmt = choose_pix_fmt(candidate, source_pix_fmt, bit_depth, pix_fmt)
@@ -262,6 +272,9 @@ class PyAVEncoder:
             options["crf"] = str(cfg.crf)
             # SVT-AV1 presets are numbers (0 slowest .. 13 fastest); x264-style names map to 8.
             options["preset"] = cfg.preset if codec != "libsvtav1" or cfg.preset.isdigit() else "8"
+            if codec == "libvpx-vp9":  # constant quality needs a zero target bitrate; no named presets
+                options.update(b="0", deadline="good", **{"cpu-used": _VP9_SPEED.get(cfg.preset, "4"), "row-mt": "1"})
+                del options["preset"]
         elif codec.endswith("_nvenc"):
             # Constant quality like CRF: variable bitrate with no cap, quality level cq.
             options.update(rc="vbr", cq=str(cfg.crf), b="0", preset=_NVENC_PRESETS.get(cfg.preset, cfg.preset))
@@ -296,9 +309,10 @@ class PyAVEncoder:
                 self._warn(f"dropping {what}: --audio none")
                 continue
             if s.type == "audio" and (cfg.audio == "aac" or (supported and codec not in supported)):
+                target = "aac" if not supported or "aac" in supported else "opus"
                 if cfg.audio == "copy":
-                    self._warn(f"{what}: the {self._out.format.name} container cannot hold {codec}; re-encoding it to AAC")
-                self._add_audio_encoder(s)
+                    self._warn(f"{what}: the {self._out.format.name} container cannot hold {codec}; re-encoding it to {target}")
+                self._add_audio_encoder(s, target)
                 continue
             if codec is not None and supported and codec not in supported:
                 self._warn(f"skipping {what}: the {self._out.format.name} container cannot hold it; use a .mkv output to keep it")
@@ -314,11 +328,13 @@ class PyAVEncoder:
             out.metadata.update(_fresh_tags(s.metadata))
             self._copies[s.index] = out
 
-    def _add_audio_encoder(self, s: av.AudioStream) -> None:
-        out = self._out.add_stream("aac", rate=s.codec_context.sample_rate)
+    def _add_audio_encoder(self, s: av.AudioStream, target: str = "aac") -> None:
+        # Opus (what WebM holds) codes at 48 kHz only; AAC keeps the source's rate.
+        encoder, sample_format, rate = ("libopus", "flt", 48000) if target == "opus" else ("aac", "fltp", s.codec_context.sample_rate)
+        out = self._out.add_stream(encoder, rate=rate)
         out.layout = s.codec_context.layout
         out.metadata.update(_fresh_tags(s.metadata))
-        resampler = av.AudioResampler(format="fltp", layout=s.codec_context.layout, rate=s.codec_context.sample_rate)
+        resampler = av.AudioResampler(format=sample_format, layout=s.codec_context.layout, rate=rate)
         self._audio_encoders[s.index] = (out, resampler)
 
     def _copy_container_metadata(self) -> None:
