@@ -7,10 +7,8 @@ a plain function call that a distributed engine (e.g. Ray) can run as a task as 
 from __future__ import annotations
 
 import dataclasses
-import errno
 import hashlib
 import json
-import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,20 +17,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .engine import Upscaler
-from .errors import InputError, OutputError, StreamSRError
+from .errors import InputError, OutputError, StreamSRError, is_disk_full
 from .io.probe import probe
+from .partials import is_temporary
 from .pipeline import UpscaleConfig, UpscaleResult, fit_container, make_upscaler, upscale_file
 
 VIDEO_SUFFIXES = frozenset(
     [".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv", ".mxf", ".y4m"]
 )
 MANIFEST_NAME = ".streamsr-batch.json"
-_PARTIAL = re.compile(r"^\..+\.partial-[0-9a-f]{8}\.[^.]+$")
 Status = Literal["done", "skipped", "failed"]
-
-
-class DiskFullError(OutputError):
-    """The output disk is full: every later file would fail too, so the batch stops."""
 
 
 @dataclass(frozen=True)
@@ -153,19 +147,10 @@ def remove_stale_partials(out_dir: Path) -> int:
     """Delete temporary outputs a killed run left behind (their names say they are ours)."""
     removed = 0
     for path in out_dir.rglob(".*.partial-*"):
-        if _PARTIAL.match(path.name) and path.is_file():
+        if is_temporary(path) and path.is_file():
             path.unlink(missing_ok=True)
             removed += 1
     return removed
-
-
-def _is_disk_full(error: BaseException) -> bool:
-    seen: BaseException | None = error
-    while seen is not None:
-        if getattr(seen, "errno", None) == errno.ENOSPC:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def upscale_one(job: Job, upscaler: Upscaler | None = None, *, events: BatchEvents | None = None) -> UpscaleResult:
@@ -233,7 +218,7 @@ def upscale_many(
         try:
             result = upscale_one(job, upscaler, events=ev)
         except Exception as e:  # one broken file never stops the batch...
-            if _is_disk_full(e):  # ...unless every later one would fail the same way
+            if is_disk_full(e):  # ...unless every later one would fail the same way
                 report.stopped = f"disk full while writing {job.dst}"
             reason = str(e).removeprefix(f"{job.src}: ") or type(e).__name__
             return Outcome(job.src, None, "failed", reason, seconds=time.perf_counter() - start)

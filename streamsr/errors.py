@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class StreamSRError(Exception):
     """Base of every error streamsr raises on purpose.
@@ -22,6 +24,20 @@ class OutputError(StreamSRError):
     """The output cannot be written: exists, same as the input, unwritable directory, disk full."""
 
     exit_code = 3
+
+
+class DiskFullError(OutputError):
+    """The output disk filled up while writing; nothing of the output is left behind."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True when `error`, or an error it was raised from, is "no space left on device"."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if getattr(seen, "errno", None) == errno.ENOSPC:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class UnsupportedModelError(StreamSRError):

@@ -11,20 +11,20 @@ import os
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .engine import Upscaler
-from .errors import DecodeError, EncodeError, OutputError, ScaleMismatchError
+from .errors import DecodeError, DiskFullError, EncodeError, OutputError, ScaleMismatchError, is_disk_full
 from .frames import FrameBatch, VideoInfo
 from .io import open_decoder
 from .io.base import Decoder
 from .io.encode import EncodeConfig, PyAVEncoder, output_format_supports, resolve_codec
 from .io.probe import check_source, probe
 from .models import DEFAULT_SCALE, default_model_name
+from .partials import stale_partials, temporary_path
 
 Progress = Callable[[int], None]
 Warn = Callable[[str], None]
@@ -135,11 +135,6 @@ def check_output(src: Path, dst: Path, *, overwrite: bool) -> None:
         raise OutputError(f"{parent}: the output directory does not exist")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"{parent}: the output directory is not writable")
-
-
-def temporary_path(dst: Path) -> Path:
-    """A hidden name beside `dst`, with the same suffix so the muxer picks the same container."""
-    return dst.with_name(f".{dst.stem}.partial-{uuid.uuid4().hex[:8]}{dst.suffix}")
 
 
 _DONE = object()
@@ -300,6 +295,8 @@ def upscale_file(
     cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))
     dst = Path(dst) if dst is not None else default_output(src, upscaler.scale, codec)
     check_output(src, dst, overwrite=cfg.overwrite)
+    for leftover in stale_partials(dst):  # a killed earlier run of this output
+        leftover.unlink(missing_ok=True)
     decoder = open_decoder(src, backend=cfg.decoder, batch=upscaler.batch_for(info.height, info.width), info=info)
     tmp = temporary_path(dst)
     start = time.perf_counter()
@@ -317,10 +314,12 @@ def upscale_file(
             raise DecodeError(f"{src}: no frame could be decoded; the file may be corrupt")
         encoder.close()
         os.replace(tmp, dst)
-    except BaseException:
+    except BaseException as e:
         if encoder is not None:
             encoder.abort()
         tmp.unlink(missing_ok=True)
+        if is_disk_full(e) and not isinstance(e, DiskFullError):
+            raise DiskFullError(f"{dst}: the disk is full; nothing was written (free space, or write elsewhere with -o)") from e
         raise
     finally:
         decoder.close()

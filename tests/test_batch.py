@@ -14,8 +14,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import make_clip
 
-from streamsr.batch import DiskFullError, upscale_many
+from streamsr.batch import upscale_many
 from streamsr.cli import cli
+from streamsr.errors import DiskFullError
 from streamsr.io.probe import probe
 from streamsr.pipeline import UpscaleConfig
 

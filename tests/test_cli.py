@@ -229,3 +229,21 @@ def test_unknown_output_suffix_is_an_output_error_naming_the_file(clip_mp4: Path
     code, text = run("upscale", str(clip_mp4), "-o", str(out), "-m", str(tiny_weights), "-q")
     assert code == 3 and f"{out}: no container format" in text and "partial" not in text
     assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_full_is_one_line_and_leaves_nothing(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    import subprocess
+
+    disk = tmp_path / "small"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        (disk / "filler").write_bytes(bytes(56 * 1024))  # 8 KiB left: too little for the output
+        out = disk / "out.mp4"
+        code, text = run("upscale", str(clip_mp4), "-o", str(out), "-m", str(tiny_weights), "-q", "--backend", "torch")
+        assert code == 3 and text.strip() == f"Error: {out}: the disk is full; nothing was written (free space, or write elsewhere with -o)"
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

@@ -239,3 +239,17 @@ def test_chapters_and_container_metadata_are_copied(media_dir: Path, tmp_path: P
         got = [(float(c["start"] * c["time_base"]), c["metadata"].get("title")) for c in b.chapters()]
         assert want == [(0.0, "Opening"), (0.5, "Ending")] and got == want
         assert b.metadata.get("title") == "streamsr test clip"
+
+
+def test_a_killed_runs_partial_is_removed_by_the_next_run(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    from streamsr.partials import temporary_path
+
+    out = tmp_path / "out.mp4"
+    stale = temporary_path(out)
+    stale.write_bytes(b"half a file")
+    other = temporary_path(tmp_path / "other.mp4")
+    other.write_bytes(b"another output's")
+    upscale_file(clip_mp4, out, _cfg(tiny_weights))
+    assert out.is_file() and not stale.exists()
+    assert other.exists()  # not this output's: left alone
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, other.name])
