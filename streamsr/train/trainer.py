@@ -18,12 +18,13 @@ from torch import nn
 
 from ..config import TrainConfig, data_path
 from ..models import CATALOG, build_model, load_weights, read_metadata, save_weights
-from ..models.archs.safdn import SAFDN, grown_state
+from ..models.archs.safdn import SAFDN
 from ..models.weights import weights_digest
 from .data import PairBank, find_images
 from .degrade import Compression
 from .distill import cached_ensemble_outputs
 from .evaluate import evaluate_set, module_upscaler
+from .grow import grown_state
 from .losses import PixelFFTLoss
 
 Log = Callable[[str], None]

@@ -380,34 +380,14 @@ class SAFDN(nn.Module):
         return self.upsample(y) + base
 
 
-def _block_count(state: Mapping[str, Tensor]) -> int:
+def block_count(state: Mapping[str, Tensor]) -> int:
     return 1 + max(int(k.split(".")[1]) for k in state if k.startswith("body."))
-
-
-def grown_state(state: Mapping[str, Tensor], blocks: int) -> dict[str, Tensor]:
-    """`state` with its body lengthened to `blocks` SAFD blocks, computing the same function.
-
-    Each new block starts as a copy of the last trained one (trained filters are a better start
-    than random ones), and the fuse 1x1 gets zero weights for their outputs, so the grown network
-    gives exactly the old output until training moves those weights. The upsampler is untouched.
-    """
-    have = _block_count(state)
-    if blocks < have:
-        raise ValueError(f"cannot shrink a {have}-block SAFDN to {blocks} blocks")
-    grown = dict(state)
-    last = f"body.{have - 1}."
-    for i in range(have, blocks):
-        grown.update({f"body.{i}.{k[len(last):]}": v.clone() for k, v in state.items() if k.startswith(last)})
-    fuse = state["fuse.0.weight"]
-    extra = fuse.new_zeros(fuse.shape[0], fuse.shape[1] // have * (blocks - have), *fuse.shape[2:])
-    grown["fuse.0.weight"] = torch.cat((fuse, extra), dim=1)
-    return grown
 
 
 def _hparams_from_state(state: Mapping[str, Tensor]) -> dict[str, int | float]:
     """Read SAFDN hyperparameters off tensor shapes (for files without streamsr metadata)."""
     feat, in_ch = state["head.weight"].shape[:2]
-    blocks = _block_count(state)
+    blocks = block_count(state)
     out_ch = state["upsample.0.weight"].shape[0]
     scale = round((out_ch / in_ch) ** 0.5)
     hidden = state["body.0.attention.compress.weight"].shape[0]
