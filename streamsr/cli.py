@@ -4,7 +4,6 @@ call, and maps `StreamSRError` to a one-line message and an exit code."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -463,13 +462,11 @@ def evaluate(model_name: str | None, scale: int | None, data_dirs: tuple[Path, .
     \b
         STREAMSR_DATA=/data streamsr eval -s 4 --degradation x264:crf=28
     """
-    from .config import DATA_ENV
     from .engine import Upscaler
     from .errors import ScaleMismatchError
-    from .models import DEFAULT_SCALE, default_model_name, load_model, save_weights
-    from .models.weights import carried_metadata
+    from .models import DEFAULT_SCALE, default_model_name, load_model
     from .train.degrade import Compression
-    from .train.evaluate import BENCHMARK_SETS, evaluate_set
+    from .train.evaluate import benchmark_folders, engine_upscaler, evaluate_set, export_with_quality, quality_table
 
     try:
         compression = Compression.parse(degradation) if degradation else None
@@ -482,38 +479,26 @@ def evaluate(model_name: str | None, scale: int | None, data_dirs: tuple[Path, .
     model = load_model(model_name or default_model_name(scale or DEFAULT_SCALE))
     if scale is not None and model.scale != scale:
         raise ScaleMismatchError(f"model {model.name} upscales x{model.scale}, but --scale {scale} was asked for")
-    s = model.scale
-    bench = Path(os.environ.get(DATA_ENV, "")) / "bench" if os.environ.get(DATA_ENV) else None
-    dirs = data_dirs or (tuple(bench / n for n in BENCHMARK_SETS if (bench / n).is_dir()) if bench else ())
-    if not dirs:
-        raise click.UsageError(f"no benchmark folders given, and none in ${DATA_ENV}/bench ({bench or 'unset'})")
+    dirs = list(data_dirs) or benchmark_folders()
     backend = backend or model.runtime
     if export_path and (backend != "torch" or precision != "fp32"):
         raise click.UsageError("--export records the torch fp32 scores; run it without --backend and --precision")
     engine = Upscaler(model, device="cpu", precision=precision, backend=backend, tile=0, self_ensemble=self_ensemble)
-
-    def upscale(lr: Any) -> Any:
-        return engine.upscale_frames(lr[None])[0]
-
-    click.echo(f"{model.name}{'+ (self-ensemble of 8)' if self_ensemble else ''} (x{s}, {engine.runtime} {engine.precision_name})"
+    upscale = engine_upscaler(engine)
+    click.echo(f"{model.name}{'+ (self-ensemble of 8)' if self_ensemble else ''} (x{model.scale}, {engine.runtime} {engine.precision_name})"
                + (f", LR through {compression}" if compression else ""))
     click.echo(f"{'set':<8} {'images':>6} {'PSNR':>7} {'SSIM':>7} {'bicubic':>8} {'bic SSIM':>8} {'img/s':>6}")
     scores = []
     for d in dirs:
-        sc = evaluate_set(d, upscale, scale=s, compression=compression)
+        sc = evaluate_set(d, upscale, scale=model.scale, compression=compression)
         scores.append(sc)
         click.echo(f"{sc.name:<8} {sc.images:>6} {sc.psnr:>7.3f} {sc.ssim:>7.4f} {sc.bicubic_psnr:>8.3f} {sc.bicubic_ssim:>8.4f} {sc.images_per_second:>6.2f}")
-    # Scores on compressed LR are recorded beside the clean ones, under "SET @ DEGRADATION".
-    suffix = f" @ {compression}" if compression else ""
-    table = {sc.name + suffix: {"psnr": round(sc.psnr, 4), "ssim": round(sc.ssim, 4)} for sc in scores}
     if json_path:
-        json_path.write_text(json.dumps({"model": model.name, "scale": s, "self_ensemble": self_ensemble,
+        json_path.write_text(json.dumps({"model": model.name, "scale": model.scale, "self_ensemble": self_ensemble,
                                          "degradation": str(compression) if compression else None,
                                          "sets": [sc.as_dict() for sc in scores]}, indent=2))
     if export_path:
-        extra = carried_metadata(model.metadata)
-        extra["quality"] = json.dumps({**model.quality(), **table})
-        save_weights(model.module, export_path, arch=model.arch, extra=extra)
+        export_with_quality(model, quality_table(scores, compression), export_path)
         click.echo(f"wrote {export_path}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -10,7 +12,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..config import DATA_ENV
+from ..engine import Upscaler
+from ..errors import ConfigError
 from ..io.images import read_image
+from ..models import ModelDescriptor, save_weights
+from ..models.weights import carried_metadata
 from .data import find_images
 from .degrade import Compression, bicubic_lr, imresize, modcrop
 from .metrics import psnr, ssim
@@ -34,6 +41,43 @@ class SetScore:
 
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
+
+
+def benchmark_folders(names: tuple[str, ...] = BENCHMARK_SETS) -> list[Path]:
+    """The benchmark sets present below ``$STREAMSR_DATA/bench``.
+
+    Raises:
+        ConfigError: STREAMSR_DATA is unset, or holds none of the sets.
+    """
+    root = os.environ.get(DATA_ENV)
+    if not root:
+        raise ConfigError(f"no benchmark folders given, and ${DATA_ENV} is unset; set it to the data folder that holds bench/")
+    found = [Path(root) / "bench" / n for n in names if (Path(root) / "bench" / n).is_dir()]
+    if not found:
+        raise ConfigError(f"{Path(root) / 'bench'}: none of {', '.join(names)} is there")
+    return found
+
+
+def engine_upscaler(engine: Upscaler) -> Upscale:
+    """An `Upscaler` (any backend, precision, self-ensemble) as a uint8 image -> uint8 image function."""
+
+    def run(lr: Tensor) -> Tensor:
+        return engine.upscale_frames(lr[None])[0].cpu()
+
+    return run
+
+
+def quality_table(scores: list[SetScore], compression: Compression | None = None) -> dict[str, dict[str, float]]:
+    """Scores as a weight file records them; on compressed LR under "SET @ DEGRADATION"."""
+    suffix = f" @ {compression}" if compression else ""
+    return {sc.name + suffix: {"psnr": round(sc.psnr, 4), "ssim": round(sc.ssim, 4)} for sc in scores}
+
+
+def export_with_quality(model: ModelDescriptor, table: dict[str, dict[str, float]], path: str | Path) -> None:
+    """A copy of `model`'s weights at `path` whose metadata records `table` beside the quality it had."""
+    extra = carried_metadata(model.metadata)
+    extra["quality"] = json.dumps({**model.quality(), **table})
+    save_weights(model.module, path, arch=model.arch, extra=extra)
 
 
 def module_upscaler(module: torch.nn.Module, *, device: str | torch.device = "cpu") -> Upscale:
