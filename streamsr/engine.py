@@ -291,9 +291,10 @@ class Upscaler:
 
     def _luma_only(self, rgb: Tensor) -> Tensor:
         """A one-channel model on RGB: the model upscales luma (BT.601), bicubic the chroma."""
-        y = (rgb * _LUMA.to(rgb.device)).sum(1, keepdim=True)
+        luma = _LUMA.to(rgb.device)
+        y = (rgb * luma).sum(1, keepdim=True)
         big = bicubic_upscale(rgb, self.scale)
-        big_y = (big * _LUMA.to(big.device)).sum(1, keepdim=True)
+        big_y = (big * luma).sum(1, keepdim=True)
         sr_y = self._upscale(y).to(big.device)
         return (big + (sr_y - big_y)).clamp_(0, 1)
 

@@ -3,6 +3,7 @@ ONNX Runtime. Both are optional (``pip install "streamsr[models]"``, ``"streamsr
 
 from __future__ import annotations
 
+import json
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
@@ -99,8 +100,6 @@ def load_spandrel(path: Path, state: Mapping[str, Tensor]) -> ModelDescriptor:
 
 
 def _hparams_meta(loaded: Any) -> dict[str, str]:
-    import json
-
     hp = {k: v for k, v in dict(getattr(loaded, "hyperparameters", {}) or {}).items()
           if isinstance(v, int | float | str | bool)}
     return {"hparams": json.dumps(hp)} if hp else {}
