@@ -189,7 +189,7 @@ class Upscaler:
         self._auto_batch: dict[tuple[int, int], int] = {}
         self._feat = int(self.model.hparams.get("feat", 64))
         self.on_warning = on_warning or (lambda _message: None)
-        module = self.model.module.eval().to(self.device)
+        module = self.model.inference_module().eval().to(self.device)
         if hasattr(module, "use_sliced_sums"):
             module.use_sliced_sums(self.device.type == "cuda")  # device policy lives here, not in the network
         if self.device.type == "cuda" and self.dtype == torch.float16:

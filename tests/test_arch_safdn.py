@@ -19,6 +19,7 @@ from streamsr.models.archs.safdn import (
     shift_channels,
     windowed_attention,
 )
+from streamsr.models.descriptor import ModelDescriptor
 from streamsr.models.weights import read_metadata
 
 
@@ -237,3 +238,20 @@ def test_complexity_reports_params_and_multiadds() -> None:
     # window by window: both inputs here are whole numbers of its cells).
     c2 = measure_complexity(model, scale=4, out_width=768, out_height=384)
     assert c2.multi_adds == pytest.approx(2 * c.multi_adds, rel=0.02)
+
+
+@pytest.mark.parametrize("side", [12, 40])
+def test_reparameterized_network_gives_the_unfused_outputs(side: int) -> None:
+    torch.manual_seed(0)
+    model = SAFDN(feat=16, blocks=2, scale=2, esa=8, window=16).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)  # also the zero-initialised upsampler: every path reaches the output
+    descriptor = ModelDescriptor.from_module(model, name="safdn-test", arch="safdn")
+    fused = descriptor.inference_module()
+    x = torch.rand(1, 3, side, side + 4)  # below and above the attention window
+    with torch.no_grad():
+        expected, got = model(x), fused(x)
+    assert fused is not model and isinstance(fused.body[0].attention.qkv, torch.nn.Identity)
+    assert isinstance(model.body[0].attention.qkv, torch.nn.Conv2d)  # the trainable network is untouched
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 
@@ -86,6 +87,14 @@ class ModelDescriptor:
         """Measured PSNR/SSIM per benchmark set, as recorded in the weight file (may be empty)."""
         raw = self.metadata.get("quality")
         return json.loads(raw) if raw else {}
+
+    def inference_module(self) -> nn.Module:
+        """The network fused for inference where its architecture can (a ``reparameterize()``
+        method): a copy with the same outputs to rounding, so this descriptor's module stays trainable."""
+        if not callable(getattr(self.module, "reparameterize", None)):
+            return self.module
+        fused: nn.Module = copy.deepcopy(self.module).reparameterize()
+        return fused
 
     @torch.inference_mode()
     def __call__(self, x: Tensor) -> Tensor:

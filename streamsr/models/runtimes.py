@@ -63,7 +63,7 @@ def export_onnx(model: ModelDescriptor, path: str | Path, *, opset: int = 17) ->
     if model.runtime != "torch":
         raise UnsupportedModelError(f"{model.name} is already a {model.runtime} graph; export needs a torch model")
     path = Path(path)
-    module = model.module.eval().float().to("cpu", memory_format=torch.contiguous_format)
+    module = model.inference_module().eval().float().to("cpu", memory_format=torch.contiguous_format)
     min_side = max(model.size.minimum, int(getattr(module, "graph_min_side", 0)))
     side = max(EXPORT_SIDE, min_side)
     side += -side % model.size.multiple_of
@@ -116,10 +116,15 @@ def _stamp(path: Path, metadata: dict[str, str]) -> None:
     onnx.save(graph, str(path))
 
 
+GRAPH_FORM = "reparameterized-1"
+"""Changes whenever what `export_onnx` traces changes (fusions), so cached graphs are rebuilt."""
+
+
 def model_digest(model: ModelDescriptor) -> str:
-    """A hash of the network's tensors, hyperparameters and the exporter's version: the key of
-    its cached graph."""
-    digest = hashlib.sha256(json.dumps([model.arch, model.hparams, torch.__version__], sort_keys=True).encode())
+    """A hash of the network's tensors, hyperparameters, the exporter's version and the graph form
+    (`GRAPH_FORM`): the key of its cached graph."""
+    digest = hashlib.sha256(json.dumps([model.arch, model.hparams, torch.__version__, GRAPH_FORM],
+                                       sort_keys=True).encode())
     for key, tensor in model.module.state_dict().items():
         digest.update(key.encode())
         digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())

@@ -39,6 +39,25 @@ from torch import Tensor, nn
 from ..registry import register_arch
 
 
+def chained_pointwise(second: nn.Conv2d, first: nn.Conv2d) -> nn.Conv2d:
+    """One 1x1 convolution equal to ``second(first(x))`` for two 1x1 convolutions (exact up to
+    rounding: a product of two linear maps is one). Its parameters are ordinary tensors even when
+    called in inference mode, so the fused network can still be traced for export."""
+    with torch.inference_mode(False), torch.no_grad():
+        return _chained_pointwise(second, first)
+
+
+def _chained_pointwise(second: nn.Conv2d, first: nn.Conv2d) -> nn.Conv2d:
+    w1, w2 = first.weight.detach()[:, :, 0, 0], second.weight.detach()[:, :, 0, 0]
+    bias = w2 @ first.bias.detach() if first.bias is not None else torch.zeros(w2.shape[0], dtype=w2.dtype)
+    if second.bias is not None:
+        bias = bias + second.bias.detach()
+    fused = nn.Conv2d(w1.shape[1], w2.shape[0], 1)
+    fused.weight.data.copy_((w2 @ w1)[:, :, None, None])
+    fused.bias.data.copy_(bias)
+    return fused.to(first.weight.device)
+
+
 class BSConv(nn.Module):
     """Blueprint-separable 3x3 convolution: pointwise mixing, then a depthwise 3x3."""
 
@@ -235,6 +254,12 @@ class ACSelfAttention(nn.Module):
         self.temperature = nn.Parameter(torch.full((heads, 1, 1), 4.0))
         self.project = nn.Conv2d(hidden, feat, 1)
 
+    def reparameterize(self) -> None:
+        """Fold the channel compression into the q/k/v projection: one 1x1 instead of two in a row."""
+        if isinstance(self.qkv, nn.Conv2d):
+            self.compress = chained_pointwise(self.qkv, self.compress)
+            self.qkv = nn.Identity()
+
     def forward(self, x: Tensor) -> Tensor:
         n, _, h, w = x.shape
         qkv = self.asym_v(F.leaky_relu(self.asym_h(self.qkv(self.compress(x))), 0.05))
@@ -342,6 +367,15 @@ class SAFDN(nn.Module):
         # Start as plain bilinear upscaling: training refines a sane image instead of noise.
         nn.init.zeros_(self.upsample[0].weight)
         nn.init.zeros_(self.upsample[0].bias)
+
+    def reparameterize(self) -> SAFDN:
+        """Fuse, in place and exactly (to rounding), what is linear in sequence: each attention's
+        compression and q/k/v projection become one 1x1 (`ACSelfAttention.reparameterize`). For
+        inference: the outputs stay, the state-dict layout does not, so train the unfused network.
+        (Stacking each stage's two 1x1s that read the same input was slower: docs/benchmarks.md.)"""
+        for block in self.body:
+            block.attention.reparameterize()
+        return self
 
     def use_sliced_sums(self, enabled: bool) -> None:
         """Fuse concatenations part by part and slice the attention's Gram product (`fuse_concatenation`,
