@@ -4,6 +4,7 @@ call, and maps `StreamSRError` to a one-line message and an exit code."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from tqdm import tqdm
 from . import __version__
 from .config import PIXEL_LOSSES, SAMPLINGS
 from .engine import DEVICES, PRECISIONS
-from .errors import StreamSRError
+from .errors import Interrupted, StreamSRError, raise_interrupted
 from .io import DECODERS
 from .models import family_member
 from .models.runtimes import RUNTIMES
@@ -29,6 +30,10 @@ class _StreamSRGroup(click.Group):
         except StreamSRError as e:
             click.echo(f"Error: {e}", err=True)
             ctx.exit(e.exit_code)
+        except KeyboardInterrupt as e:
+            signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+            click.echo(f"Error: stopped by {signal.Signals(signum).name}; unfinished outputs were removed", err=True)
+            ctx.exit(128 + signum)
 
 
 @click.group(cls=_StreamSRGroup)
@@ -65,7 +70,9 @@ def upscale_options(f: Any) -> Any:
         click.option("--self-ensemble", is_flag=True, default=False,
                      help="Average the model over 8 flips/rotations of each frame: +0.1-0.15 dB, 8x slower."),
         click.option("--codec", default="auto", show_default=True,
-                     help="Video encoder: auto (NVENC where the GPU has it, else libx264), libx264, libx265, libsvtav1, ..."),
+                     help="Video encoder. auto: NVENC where the GPU has it; else libx264 for 8-bit sources, "
+                          "libx265 (HEVC Main10, hvc1 in MP4) for 10-bit and HDR ones, VP9 for .webm. "
+                          "Or name one: libx264, libx265, libsvtav1, ..."),
         click.option("--crf", type=int, default=18, show_default=True),
         click.option("--preset", default="medium", show_default=True, help="Encoder speed preset."),
         click.option("--pix-fmt", default="", help="Output pixel format (default: follow the source, 10-bit kept)."),
@@ -149,8 +156,11 @@ def batch(ctx: click.Context, in_dir: Path, out_dir: Path, pattern: str | None, 
     Finished files are skipped on the next run (unless the input or the settings changed), a
     broken file is reported without stopping the batch, and the exit code is 1 if any failed.
 
+    Example:
+
     \b
         streamsr batch season1/ season1-x4/ --scale 4
+        streamsr batch in/ out/ --glob "*.mkv" -j 2 --report report.json
     """
     from .batch import BatchEvents, upscale_many
 
@@ -263,6 +273,8 @@ def live(source: str | None, camera: str | None, size: str | None, fps: float | 
          precision: str, record: Path | None, no_window: bool, frames: int | None) -> None:
     """Live preview of the camera (or --source) upscaled: bicubic | SAFDN split view.
 
+    Example:
+
     \b
         streamsr live                                  # camera, window, x2
         streamsr live --source clip.mp4 --no-window --frames 100
@@ -293,7 +305,14 @@ def live(source: str | None, camera: str | None, size: str | None, fps: float | 
 
 @cli.command("pipelines")
 def pipelines_command() -> None:
-    """List the shipped presets (use one with --pipeline NAME)."""
+    """List the shipped presets (use one with --pipeline NAME).
+
+    Example:
+
+    \b
+        streamsr pipelines
+        streamsr upscale video.mp4 --pipeline fast
+    """
     from .presets import list_presets
 
     for preset in list_presets():
@@ -303,7 +322,13 @@ def pipelines_command() -> None:
 @cli.command("probe")
 @click.argument("src", type=click.Path(path_type=Path))
 def probe_command(src: Path) -> None:
-    """Show a file's streams, codecs, sizes, frame rate and duration as streamsr sees them."""
+    """Show a file's streams, codecs, sizes, frame rate and duration as streamsr sees them.
+
+    Example:
+
+    \b
+        streamsr probe video.mkv
+    """
     from .io.probe import probe
 
     info = probe(src)
@@ -525,4 +550,6 @@ def export_command(model: str, output: Path, opset: int) -> None:
 
 
 def main() -> None:
+    # SIGTERM (a service manager, `kill`, a job scheduler) stops a run the way Ctrl-C does.
+    signal.signal(signal.SIGTERM, raise_interrupted)
     cli()

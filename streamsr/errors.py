@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import signal
 
 
 class StreamSRError(Exception):
@@ -83,3 +84,21 @@ class ConfigError(StreamSRError):
     """A preset or recipe file with an unknown key or a value of the wrong type."""
 
     exit_code = 2
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGTERM; Ctrl-C raises a plain KeyboardInterrupt).
+
+    A KeyboardInterrupt, so every clean-up that Ctrl-C runs (unfinished outputs removed, workers
+    stopped) runs for it too. The CLI exits with 128 + the signal's number, as shells report it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def raise_interrupted(signum: int, _frame: object) -> None:
+    """A signal handler: turn the signal into `Interrupted` in the main thread."""
+    raise Interrupted(signum)
+

@@ -61,6 +61,7 @@ def make_clip(
     pts: Sequence[int] | None = None,
     time_base: Fraction | None = None,
     audio: bool = True,
+    audio_codec: str = "aac",
     subtitle: bool = False,
     color: dict[str, int] | None = None,
     chapters: Sequence[tuple[int, int, str]] = (),
@@ -81,7 +82,7 @@ def make_clip(
         if color:
             for key, value in color.items():
                 setattr(v.codec_context, key, value)
-        a = out.add_stream("aac", rate=16000) if audio else None
+        a = out.add_stream(audio_codec, rate=48000 if audio_codec == "libopus" else 16000) if audio else None
         s = out.add_mux_stream("subrip") if subtitle else None  # pre-encoded text packets, no encoder
         if s is not None:
             s.metadata["language"] = "eng"
@@ -111,7 +112,7 @@ def make_clip(
 
 
 def _write_tone(out: av.container.OutputContainer, stream: av.AudioStream, seconds: float) -> None:
-    rate, chunk = 16000, 1024
+    rate, chunk = stream.rate, 1024
     total = int(rate * seconds)
     t = 0
     while t < total:

@@ -21,10 +21,20 @@ def run(*args: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("command", cli.commands.values(), ids=lambda c: c.name)
-def test_commands_have_help(command: click.Command) -> None:
+def test_commands_have_help_with_working_examples(command: click.Command) -> None:
     assert command.help, f"{command.name} is missing its help"
     code, out = run(command.name, "--help")
-    assert code == 0 and "Usage" in out
+    assert code == 0 and "Usage" in out and "Example:" in out
+    section = out.split("Example:")[1].split("Options:")[0]
+    lines = [line.split("#")[0].split() for line in section.splitlines()]
+    examples = [words[words.index("streamsr"):] for words in lines if "streamsr" in words]
+    assert examples, f"{command.name} --help shows no command line"
+    known = {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
+    for words in examples:
+        assert words[1] in cli.commands, f"example runs an unknown command: {' '.join(words)}"
+        if words[1] == command.name:
+            unknown = [w.split("=")[0] for w in words[2:] if w.startswith("-") and w.split("=")[0] not in known]
+            assert not unknown, f"example uses options {command.name} does not have: {unknown}"
 
 
 def test_version() -> None:
@@ -247,3 +257,30 @@ def test_disk_full_is_one_line_and_leaves_nothing(clip_mp4: Path, tmp_path: Path
         assert sorted(p.name for p in disk.iterdir()) == ["filler"]
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_sigterm_stops_cleanly_and_leaves_nothing(media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = make_clip(media_dir / "sigterm-long.mkv", width=160, height=120, frames=600, fps=24, audio=False)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamsr", "upscale", str(src), "-o", str(out_dir / "long_x2.mkv"),
+         "--model", str(tiny_weights), "--device", "cpu", "--backend", "torch"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not any(out_dir.iterdir()) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)  # the hidden partial output appears once frames are being written
+    assert proc.poll() is None, "the upscale finished before it could be stopped"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert err.strip().splitlines()[-1].startswith("Error: stopped by SIGTERM")
+    assert "Traceback" not in err
+    assert list(out_dir.iterdir()) == []  # neither the output nor a partial of it

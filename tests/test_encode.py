@@ -20,7 +20,7 @@ from streamsr.pipeline import UpscaleConfig, upscale_file
         ({"h264_nvenc", "hevc_nvenc"}, 8, 1920, "h264_nvenc"),
         ({"hevc_nvenc"}, 8, 7680, "hevc_nvenc"),  # H.264 NVENC stops at 4096 px: its open fails
         ({"h264_nvenc", "hevc_nvenc"}, 10, 1920, "hevc_nvenc"),  # 10-bit: HEVC
-        ({"h264_nvenc"}, 10, 1920, "libx264"),  # x264 keeps 10-bit where H.264 NVENC would not
+        ({"h264_nvenc"}, 10, 1920, "libx265"),  # 10-bit on the CPU: HEVC Main10, which players play
     ],
 )
 def test_auto_picks_the_first_encoder_that_opens(
@@ -48,7 +48,7 @@ def test_auto_skips_nvenc_for_a_pixel_format_it_cannot_take(monkeypatch: pytest.
     monkeypatch.setattr(encode, "encoder_opens", lambda *_: True)  # as if an NVENC GPU were here
     kw = {"width": 1920, "height": 1080, "source_pix_fmt": "yuv420p10le", "bit_depth": 10}
     assert resolve_codec("auto", **kw) == "hevc_nvenc"
-    assert resolve_codec("auto", **kw, pix_fmt="yuv420p10le") == "libx264"
+    assert resolve_codec("auto", **kw, pix_fmt="yuv420p10le") == "libx265"
 
 
 def test_nvenc_takes_ten_bit_as_p010() -> None:
@@ -61,12 +61,16 @@ def test_encoder_that_cannot_open_is_reported_false() -> None:
     assert encode.encoder_opens("libx264", 64, 48, "yuv420p")
 
 
-def test_auto_writes_h264_and_keeps_ten_bit(clip_mp4: Path, clip_10bit: Path, tmp_path: Path, tiny_weights: Path) -> None:
+def test_auto_writes_h264_and_ten_bit_as_hevc_main10(clip_mp4: Path, clip_10bit: Path, tmp_path: Path, tiny_weights: Path) -> None:
     cfg = UpscaleConfig(scale=2, model=str(tiny_weights), device="cpu", precision="fp32")
     assert cfg.encode.codec == "auto"
     result = upscale_file(clip_mp4, tmp_path / "a.mp4", cfg)
     assert result.codec in ("libx264", "h264_nvenc")
     with av.open(str(result.output)) as c:
         assert c.streams.video[0].codec_context.name == "h264"
-    ten = upscale_file(clip_10bit, tmp_path / "b.mkv", cfg)
-    assert ten.codec in ("libx264", "hevc_nvenc") and probe(ten.output).bit_depth == 10
+    ten = upscale_file(clip_10bit, tmp_path / "b.mp4", cfg)
+    assert ten.codec in ("libx265", "hevc_nvenc") and probe(ten.output).bit_depth == 10
+    with av.open(str(ten.output)) as c:
+        video = c.streams.video[0]
+        assert video.codec_context.name == "hevc" and video.codec_context.profile == "Main 10"
+        assert video.codec_tag == "hvc1"  # the tag Apple's players and browsers need in MP4

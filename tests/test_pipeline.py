@@ -253,3 +253,33 @@ def test_a_killed_runs_partial_is_removed_by_the_next_run(clip_mp4: Path, tmp_pa
     assert out.is_file() and not stale.exists()
     assert other.exists()  # not this output's: left alone
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, other.name])
+
+
+def _with_repeated_pts(src: Path, dst: Path, repeat_at: int) -> None:
+    """Remux `src` (video and audio) so that video packet `repeat_at` takes the previous one's pts."""
+    with av.open(str(src)) as i, av.open(str(dst), "w", format="matroska") as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in (i.streams.video[0], i.streams.audio[0])}
+        video, previous, n = i.streams.video[0].index, None, 0
+        for packet in i.demux(list(i.streams.video) + list(i.streams.audio)):
+            if packet.dts is None:
+                continue
+            if packet.stream.index == video:
+                if n == repeat_at:
+                    packet.pts = packet.dts = previous
+                previous, n = packet.pts, n + 1
+            packet.stream = streams[packet.stream.index]
+            o.mux(packet)
+
+
+def test_repeated_source_timestamp_drops_that_frame_and_says_so(media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    clean = make_clip(media_dir / "dup-src.mkv", frames=24, codec="mpeg4", audio=True)
+    damaged = tmp_path / "dup.mkv"
+    _with_repeated_pts(clean, damaged, repeat_at=10)
+    source_times = video_times(damaged)
+    assert source_times[9] == source_times[10]
+    out = tmp_path / "dup_x2.mp4"  # MP4 refuses two frames on one pts outright
+    result = upscale_file(damaged, out, _cfg(tiny_weights))
+    assert any("1 frame(s) dropped" in w for w in result.warnings)
+    assert video_times(out) == pytest.approx(source_times[:10] + source_times[11:], abs=1e-3)
+    with av.open(str(out)) as c:
+        assert len(c.streams.audio) == 1 and sum(1 for _ in c.demux(audio=0)) > 1

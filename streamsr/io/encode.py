@@ -48,6 +48,9 @@ AUTO_CODEC = "auto"
 _AUTO_CANDIDATES_8 = ("h264_nvenc", "hevc_nvenc")
 _AUTO_CANDIDATES_10 = ("hevc_nvenc",)
 _CPU_FALLBACK = "libx264"
+_CPU_FALLBACK_10 = "libx265"
+"""10-bit sources: HEVC Main10 plays on phones, TVs, browsers and Apple devices; 10-bit H.264
+(High 10) plays on almost none of them."""
 # x264 preset names -> NVENC's p1 (fastest) .. p7 (best); a p-name passes through.
 _NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p4",
                   "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7", "placebo": "p7"}
@@ -132,7 +135,8 @@ def resolve_codec(
 ) -> str:
     """The encoder `--codec` means for an output of `width` x `height` in a file with suffix
     `container`: itself, or for "auto" VP9 for WebM, else the first NVENC encoder that opens here
-    (and takes `pix_fmt`, if one is asked for), else x264."""
+    (and takes `pix_fmt`, if one is asked for), else x265 (Main10) for sources of more than 8 bits
+    and x264 for 8-bit ones."""
     if codec != AUTO_CODEC:
         return codec
     if container.lower() in _WEB_CONTAINERS:
@@ -144,6 +148,8 @@ def resolve_codec(
             continue
         if encoder_opens(candidate, width, height, candidate_fmt):
             return candidate
+    if bit_depth > 8 and _CPU_FALLBACK_10 in av.codecs_available:
+        return _CPU_FALLBACK_10
     return _CPU_FALLBACK
 
 
@@ -242,6 +248,12 @@ class PyAVEncoder:
         self._pending = self._other_packets()
         self._next_other: av.Packet | None = next(self._pending, None)
         self.frames_written = 0
+        self.frames_dropped = 0
+        """Frames whose pts repeats or goes back (damaged timing, or two VFR frames on one pts):
+        no container can show them, so they are dropped and counted, never restamped."""
+        self.packets_dropped = 0
+        """Copied packets the muxer refused (timestamps out of order after damage)."""
+        self._last_pts: int | None = None
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -261,6 +273,8 @@ class PyAVEncoder:
             raise EncodeError(f"cannot open video encoder {codec!r} ({e})") from e
         v.width, v.height = width, height
         v.pix_fmt = self.pix_fmt
+        if codec in ("libx265", "hevc_nvenc") and self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
+            v.codec_context.codec_tag = "hvc1"  # Apple's players and browsers open HEVC in MP4 only as hvc1
         # Keep the source's time base so every pts is copied exactly (VFR stays VFR).
         v.time_base = info.time_base
         v.codec_context.time_base = info.time_base
@@ -375,7 +389,7 @@ class PyAVEncoder:
         index = packet.stream.index
         if index in self._copies:
             packet.stream = self._copies[index]
-            self._out.mux(packet)
+            self._mux_checked(packet)
             return
         out, resampler = self._audio_encoders[index]
         for frame in packet.decode():
@@ -402,6 +416,10 @@ class PyAVEncoder:
             raise EncodeError(f"frame time base {batch.time_base} differs from the source's {self.info.time_base}")
         hwc = batch.data.permute(0, 2, 3, 1).contiguous().numpy()
         for rgb, pts in zip(hwc, batch.pts.tolist(), strict=True):
+            if self._last_pts is not None and pts <= self._last_pts:
+                self.frames_dropped += 1
+                continue
+            self._last_pts = pts
             frame = self._to_frame(rgb)
             frame.pts = pts
             frame.time_base = self._video.codec_context.time_base
@@ -416,7 +434,14 @@ class PyAVEncoder:
         for packet in packets:
             if packet.pts is not None and packet.time_base is not None:
                 self._mux_others_until(float(packet.pts * packet.time_base))
+            self._mux_checked(packet)
+
+    def _mux_checked(self, packet: av.Packet) -> None:
+        """Mux a packet; one the muxer refuses for its timestamps (EINVAL) is dropped and counted."""
+        try:
             self._out.mux(packet)
+        except av.ArgumentError:
+            self.packets_dropped += 1
 
     def close(self) -> None:
         """Flush the encoder, copy the remaining packets, write the trailer."""
@@ -427,6 +452,10 @@ class PyAVEncoder:
         if self._src is not None:
             self._src.close()
         self._out.close()
+        if self.frames_dropped:
+            self._warn(f"{self.frames_dropped} frame(s) dropped: their timestamps repeat or go back in the source")
+        if self.packets_dropped:
+            self._warn(f"{self.packets_dropped} packet(s) dropped: the muxer refused their timestamps")
 
     def abort(self) -> None:
         """Close both files without finalising the output (the caller deletes it)."""
