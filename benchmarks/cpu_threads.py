@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from streamsr.bench import make_test_clip
-from streamsr.io.encode import EncodeConfig
+from streamsr.io.codecs import EncodeConfig
 from streamsr.io.probe import probe
 from streamsr.io.pyav import PyAVDecoder
 from streamsr.pipeline import UpscaleConfig, make_upscaler, upscale_file

@@ -21,7 +21,8 @@ import torch
 
 from streamsr.bench import make_test_clip
 from streamsr.engine import Upscaler
-from streamsr.io.encode import EncodeConfig, PyAVEncoder
+from streamsr.io.codecs import EncodeConfig
+from streamsr.io.encode import PyAVEncoder
 from streamsr.io.probe import probe
 from streamsr.io.pyav import PyAVDecoder
 from streamsr.pipeline import UpscaleConfig, upscale_file

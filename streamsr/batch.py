@@ -1,4 +1,4 @@
-"""upscale_many(): a folder of videos, mirrored into an output folder, resumable and isolated.
+"""upscale_many(): a folder of videos and images, mirrored into an output folder, resumable and isolated.
 
 The unit of work is `upscale_one(job, upscaler)`: one file, its settings and its output path,
 a plain function call that a distributed engine (e.g. Ray) can run as a task as it is.
@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .engine import Upscaler
-from .errors import InputError, OutputError, StreamSRError, is_disk_full
+from .errors import DecodeError, InputError, OutputError, StreamSRError, is_disk_full
+from .images import is_image, upscale_image
 from .io.probe import probe
 from .partials import is_temporary
 from .pipeline import UpscaleConfig, UpscaleResult, fit_container, make_upscaler, upscale_file
@@ -88,11 +89,11 @@ class BatchEvents:
     on_warning: Callable[[str], None] = lambda message: None
 
 
-def find_videos(in_dir: Path, out_dir: Path, *, pattern: str | None = None, recursive: bool = True) -> tuple[list[Path], int]:
+def find_inputs(in_dir: Path, out_dir: Path, *, pattern: str | None = None, recursive: bool = True) -> tuple[list[Path], int]:
     """Candidate inputs under `in_dir` (sorted) and the count of other files ignored.
 
-    With `pattern`, every file matching it is a candidate (and is reported if it is no video);
-    without, files with a video suffix are. Anything under `out_dir` is never an input.
+    With `pattern`, every file matching it is a candidate (and is reported if it is no video or
+    image); without, files with a video or image suffix are. Anything under `out_dir` is never an input.
     """
     out_dir = out_dir.resolve()
     walker = in_dir.rglob if recursive else in_dir.glob
@@ -100,7 +101,7 @@ def find_videos(in_dir: Path, out_dir: Path, *, pattern: str | None = None, recu
     for path in sorted(walker(pattern or "*")):
         if not path.is_file() or path.resolve().is_relative_to(out_dir):
             continue
-        if pattern or path.suffix.lower() in VIDEO_SUFFIXES:
+        if pattern or path.suffix.lower() in VIDEO_SUFFIXES or is_image(path):
             found.append(path)
         else:
             ignored += 1
@@ -138,6 +139,20 @@ class Manifest:
 
     def record(self, key: str, src: Path, fingerprint: str, dst: Path) -> None:
         self.entries[key] = self.stamp(src, fingerprint, dst)
+        self._save()
+
+    def forget(self, key: str, dst: Path | None = None) -> bool:
+        """Drop `key`; with `dst`, also delete the output an earlier run made there. True if one was deleted."""
+        entry = self.entries.pop(key, None)
+        if entry is None:
+            return False
+        self._save()
+        if dst is not None and entry.get("output") == dst.name and dst.is_file():
+            dst.unlink()
+            return True
+        return False
+
+    def _save(self) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps({"format": "streamsr-batch/1", "files": self.entries}, indent=1, sort_keys=True))
         tmp.replace(self.path)
@@ -157,6 +172,10 @@ def upscale_one(job: Job, upscaler: Upscaler | None = None, *, events: BatchEven
     """Run one job (the unit a distributed engine would schedule)."""
     ev = events or BatchEvents()
     job.dst.parent.mkdir(parents=True, exist_ok=True)
+    if is_image(job.src):
+        image = upscale_image(job.src, job.dst, job.config, upscaler=upscaler)
+        ev.on_progress(1)
+        return UpscaleResult(image.output, 1, image.seconds, 0.0, image.seconds, 0.0, codec=image.output.suffix[1:])
     return upscale_file(job.src, job.dst, job.config, upscaler=upscaler, on_progress=ev.on_progress, on_warning=ev.on_warning)
 
 
@@ -171,7 +190,7 @@ def upscale_many(
     upscaler: Upscaler | None = None,
     events: BatchEvents | None = None,
 ) -> BatchReport:
-    """Upscale every video under `in_dir` into the same tree under `out_dir`.
+    """Upscale every video and image under `in_dir` into the same tree under `out_dir`.
 
     Finished outputs whose input and settings are unchanged are skipped (see `Manifest`);
     ``config.overwrite`` redoes everything. A failing file is recorded and the batch goes on,
@@ -186,7 +205,7 @@ def upscale_many(
         raise OutputError(f"{out_dir}: the output folder must differ from the input folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(out_dir)
-    sources, ignored = find_videos(in_dir, out_dir, pattern=pattern, recursive=recursive)
+    sources, ignored = find_inputs(in_dir, out_dir, pattern=pattern, recursive=recursive)
     report = BatchReport(ignored=ignored)
     if upscaler is None:
         upscaler = make_upscaler(cfg, on_warning=ev.on_warning)
@@ -194,20 +213,34 @@ def upscale_many(
     manifest = Manifest(out_dir)
 
     todo: list[tuple[str, Job, int]] = []
+    def failed(key: str, src: Path, dst: Path, error: Exception, seconds: float = 0.0) -> Outcome:
+        """The outcome of a failed file, with the output folder made to agree with it: what a
+        source damaged part-way decoded is kept and named; an earlier run's output of an input
+        that now fails is removed (the manifest says it was ours)."""
+        reason = str(error).removeprefix(f"{src}: ") or type(error).__name__
+        if isinstance(error, DecodeError) and error.frames_done and dst.is_file():
+            manifest.forget(key)  # not finished: the next run tries it again
+            return Outcome(src, dst, "failed", f"{reason}; the {error.frames_done} frames that decoded were written",
+                           frames=error.frames_done, seconds=seconds)
+        if manifest.forget(key, dst):
+            reason += f"; the earlier output {dst.name} was removed"
+        return Outcome(src, None, "failed", reason, seconds=seconds)
+
     for src in sources:
         rel = src.relative_to(in_dir)
+        image = is_image(src)
+        dst = out_dir / rel if image else fit_container(out_dir / rel, cfg.encode.codec)
         try:
-            info = probe(src)
+            frames = 1 if image else probe(src).num_frames_estimate
         except StreamSRError as e:
-            report.outcomes.append(Outcome(src, None, "failed", str(e).removeprefix(f"{src}: ")))
+            report.outcomes.append(failed(str(rel), src, dst, e))
             ev.on_file_end(report.outcomes[-1])
             continue
-        dst = fit_container(out_dir / rel, cfg.encode.codec)
         if not cfg.overwrite and manifest.is_done(str(rel), src, fingerprint, dst):
             report.outcomes.append(Outcome(src, dst, "skipped", "already done with these settings"))
             ev.on_file_end(report.outcomes[-1])
             continue
-        todo.append((str(rel), Job(src, dst, dataclasses.replace(cfg, overwrite=True)), info.num_frames_estimate))
+        todo.append((str(rel), Job(src, dst, dataclasses.replace(cfg, overwrite=True)), frames))
     ev.on_plan(len(todo), sum(frames for _, _, frames in todo))
 
     def run(key: str, job: Job, frames: int) -> Outcome:
@@ -220,8 +253,7 @@ def upscale_many(
         except Exception as e:  # one broken file never stops the batch...
             if is_disk_full(e):  # ...unless every later one would fail the same way
                 report.stopped = f"disk full while writing {job.dst}"
-            reason = str(e).removeprefix(f"{job.src}: ") or type(e).__name__
-            return Outcome(job.src, None, "failed", reason, seconds=time.perf_counter() - start)
+            return failed(key, job.src, job.dst, e, time.perf_counter() - start)
         manifest.record(key, job.src, fingerprint, job.dst)
         return Outcome(job.src, job.dst, "done", frames=result.frames, seconds=result.seconds)
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import BackendUnavailableError, StreamSRError, UnsupportedModelError
+from .errors import BackendUnavailableError, DeviceOutOfMemoryError, UnsupportedModelError
 from .frames import FrameBatch
 from .models import ModelDescriptor, load_model
 from .models.ensemble import SelfEnsemble
@@ -307,8 +307,9 @@ class Upscaler:
                 outs.append(self._run_tiled(chunk, tile) if tile else self._run(chunk))
             except torch.OutOfMemoryError as e:
                 if self.device.type != "cuda" or tile == 128:
-                    raise StreamSRError(
-                        "out of memory while upscaling; use a smaller --batch or tile the frame, e.g. --tile 256"
+                    raise DeviceOutOfMemoryError(
+                        f"{self.device.type.upper()} out of memory while upscaling {w}x{h} frames; "
+                        "use a smaller --batch or tile the frame, e.g. --tile 256"
                     ) from e
                 # Fall back to tiles (halving down to 128 px) rather than failing a long job.
                 self._graph = None

@@ -65,6 +65,10 @@ class BackendUnavailableError(StreamSRError):
     exit_code = 5
 
 
+class DeviceOutOfMemoryError(BackendUnavailableError):
+    """The device ran out of memory even in the smallest tiles; the message says what to lower."""
+
+
 class EncodeError(StreamSRError):
     """The encoder or muxer failed (unknown codec, unsupported pixel format, write error)."""
 

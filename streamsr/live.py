@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from .engine import Upscaler
 from .errors import InputError
 from .frames import FrameBatch, VideoInfo
-from .io.encode import EncodeConfig, PyAVEncoder
+from .io.codecs import EncodeConfig
+from .io.encode import PyAVEncoder
 from .io.pyav import frame_to_rgb
 
 

@@ -21,7 +21,8 @@ from .errors import DecodeError, DiskFullError, EncodeError, OutputError, ScaleM
 from .frames import FrameBatch, VideoInfo
 from .io import open_decoder
 from .io.base import Decoder
-from .io.encode import EncodeConfig, PyAVEncoder, output_format_supports, resolve_codec
+from .io.codecs import EncodeConfig, output_format_supports, resolve_codec
+from .io.encode import PyAVEncoder
 from .io.probe import check_source, probe
 from .models import DEFAULT_SCALE, default_model_name
 from .partials import stale_partials, temporary_path

@@ -13,7 +13,7 @@ from typing import Any
 
 from .config import from_mapping, read_toml
 from .errors import ConfigError
-from .io.encode import EncodeConfig
+from .io.codecs import EncodeConfig
 from .pipeline import UpscaleConfig
 
 PIPELINES_DIR = Path(__file__).resolve().parent.parent / "pipelines"

@@ -120,3 +120,46 @@ def test_killed_run_leaves_no_partial_and_next_run_completes(tmp_path: Path, tin
     assert done.returncode == 0, done.stderr
     assert (out / "long.mkv").is_file() and not list(out.glob(".*partial*"))
     assert sum(1 for _ in __import__("av").open(str(out / "long.mkv")).decode(video=0)) == 150
+
+
+def test_report_and_output_folder_agree_when_files_fail(tmp_path: Path, tiny_weights: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_clip(src / "a.mkv", frames=6)
+    full = make_clip(tmp_path / "long.mkv", frames=48, audio=False)
+    cfg = UpscaleConfig(scale=2, model=str(tiny_weights), device="cpu", precision="fp32")
+    assert upscale_many(src, out, cfg).ok and (out / "a.mkv").is_file()
+
+    (src / "a.mkv").write_bytes(b"no longer a video")  # the input changed and now fails
+    (src / "b.mkv").write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.6)])  # damaged part-way
+    report = upscale_many(src, out, cfg)
+    failed = {o.src.name: o for o in report.by_status("failed")}
+    assert set(failed) == {"a.mkv", "b.mkv"}
+    assert "earlier output a.mkv was removed" in failed["a.mkv"].reason and not (out / "a.mkv").exists()
+    b = failed["b.mkv"]
+    assert b.dst == out / "b.mkv" and b.dst.is_file() and 0 < b.frames < 48
+    assert f"{b.frames} frames that decoded were written" in b.reason
+    assert len(probe(b.dst).streams) >= 1 and probe(b.dst).width == 128
+    entries = json.loads((out / ".streamsr-batch.json").read_text())["files"]
+    assert entries == {}  # neither counts as done: a later run tries both again
+    again = upscale_many(src, out, cfg)
+    assert {o.src.name for o in again.by_status("failed")} == {"a.mkv", "b.mkv"}
+
+
+def test_image_folders_are_mirrored_and_resumed(tmp_path: Path, tiny_weights: Path) -> None:
+    from conftest import pattern
+    from PIL import Image
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "stills").mkdir(parents=True)
+    Image.fromarray(pattern(20, 16, 0)).save(src / "stills" / "a.png")
+    Image.fromarray(pattern(20, 16, 1)).save(src / "b.jpg", quality=95)
+    make_clip(src / "c.mkv", frames=4)
+    cfg = UpscaleConfig(scale=2, model=str(tiny_weights), device="cpu", precision="fp32")
+    report = upscale_many(src, out, cfg)
+    assert report.ok and len(report.by_status("done")) == 3
+    with Image.open(out / "stills" / "a.png") as a, Image.open(out / "b.jpg") as b:
+        assert (a.format, a.size, b.format, b.size) == ("PNG", (40, 32), "JPEG", (40, 32))
+    assert probe(out / "c.mkv").width == 128
+    again = upscale_many(src, out, cfg)
+    assert len(again.by_status("skipped")) == 3

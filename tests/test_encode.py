@@ -7,8 +7,8 @@ from pathlib import Path
 import av
 import pytest
 
-from streamsr.io import encode
-from streamsr.io.encode import choose_pix_fmt, resolve_codec
+from streamsr.io import codecs
+from streamsr.io.codecs import choose_pix_fmt, resolve_codec
 from streamsr.io.probe import probe
 from streamsr.pipeline import UpscaleConfig, upscale_file
 
@@ -32,7 +32,7 @@ def test_auto_picks_the_first_encoder_that_opens(
         tried.append((codec, pix_fmt))
         return codec in opens
 
-    monkeypatch.setattr(encode, "encoder_opens", fake_opens)
+    monkeypatch.setattr(codecs, "encoder_opens", fake_opens)
     fmt = "yuv420p10le" if bit_depth > 8 else "yuv420p"
     assert resolve_codec("auto", width=width, height=width * 9 // 16, source_pix_fmt=fmt, bit_depth=bit_depth) == expected
     if bit_depth > 8:
@@ -40,12 +40,12 @@ def test_auto_picks_the_first_encoder_that_opens(
 
 
 def test_named_codec_is_used_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(encode, "encoder_opens", lambda *_: pytest.fail("a named codec needs no trial"))
+    monkeypatch.setattr(codecs, "encoder_opens", lambda *_: pytest.fail("a named codec needs no trial"))
     assert resolve_codec("libx265", width=64, height=64, source_pix_fmt="yuv420p", bit_depth=8) == "libx265"
 
 
 def test_auto_skips_nvenc_for_a_pixel_format_it_cannot_take(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(encode, "encoder_opens", lambda *_: True)  # as if an NVENC GPU were here
+    monkeypatch.setattr(codecs, "encoder_opens", lambda *_: True)  # as if an NVENC GPU were here
     kw = {"width": 1920, "height": 1080, "source_pix_fmt": "yuv420p10le", "bit_depth": 10}
     assert resolve_codec("auto", **kw) == "hevc_nvenc"
     assert resolve_codec("auto", **kw, pix_fmt="yuv420p10le") == "libx265"
@@ -57,8 +57,8 @@ def test_nvenc_takes_ten_bit_as_p010() -> None:
 
 
 def test_encoder_that_cannot_open_is_reported_false() -> None:
-    assert not encode.encoder_opens("libx264", 0, 0, "yuv420p")  # a zero-size frame never opens
-    assert encode.encoder_opens("libx264", 64, 48, "yuv420p")
+    assert not codecs.encoder_opens("libx264", 0, 0, "yuv420p")  # a zero-size frame never opens
+    assert codecs.encoder_opens("libx264", 64, 48, "yuv420p")
 
 
 def test_auto_writes_h264_and_ten_bit_as_hevc_main10(clip_mp4: Path, clip_10bit: Path, tmp_path: Path, tiny_weights: Path) -> None:

@@ -255,3 +255,18 @@ def test_self_ensemble_raises_fidelity_on_a_real_frame() -> None:
     plain = Upscaler("safdn-x4", device="cpu", precision="fp32").upscale_frames(lr)[0]
     ensemble = Upscaler("safdn-x4", device="cpu", precision="fp32", self_ensemble=True).upscale_frames(lr)[0]
     assert psnr(ensemble, hr, crop_border=4) > psnr(plain, hr, crop_border=4) + 0.02  # measured +0.05 dB
+
+
+def test_out_of_memory_is_a_typed_one_line_error(monkeypatch: pytest.MonkeyPatch, tiny_weights: Path) -> None:
+    from streamsr.errors import DeviceOutOfMemoryError
+
+    engine = Upscaler(str(tiny_weights), device="cpu", precision="fp32", tile=0)
+
+    def exhausted(x: torch.Tensor, **_: object) -> torch.Tensor:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(engine, "_run", exhausted)
+    with pytest.raises(DeviceOutOfMemoryError, match="out of memory while upscaling 40x30 frames") as err:
+        engine(torch.rand(1, 3, 30, 40))
+    assert isinstance(err.value, BackendUnavailableError) and err.value.exit_code == 5
+    assert "\n" not in str(err.value)

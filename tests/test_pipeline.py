@@ -97,7 +97,7 @@ def test_ten_bit_and_colour_tags_survive(clip_10bit: Path, tmp_path: Path, tiny_
 
 @pytest.mark.parametrize("codec", ["libx265", "libx264"])
 def test_hdr10_static_metadata_survives(clip_hdr10: Path, tmp_path: Path, tiny_weights: Path, codec: str) -> None:
-    from streamsr.io.encode import EncodeConfig
+    from streamsr.io.codecs import EncodeConfig
 
     out = tmp_path / f"hdr10_{codec}.mp4"
     upscale_file(clip_hdr10, out, _cfg(tiny_weights, encode=EncodeConfig(codec=codec, crf=20, preset="ultrafast")))
@@ -110,7 +110,7 @@ def test_hdr10_static_metadata_survives(clip_hdr10: Path, tmp_path: Path, tiny_w
 
 
 def test_hdr10_metadata_an_encoder_cannot_write_is_reported(clip_hdr10: Path, tmp_path: Path, tiny_weights: Path) -> None:
-    from streamsr.io.encode import EncodeConfig
+    from streamsr.io.codecs import EncodeConfig
 
     warnings: list[str] = []
     out = tmp_path / "hdr10_ffv1.mkv"
@@ -120,7 +120,7 @@ def test_hdr10_metadata_an_encoder_cannot_write_is_reported(clip_hdr10: Path, tm
 
 
 def _x264():  # noqa: ANN202
-    from streamsr.io.encode import EncodeConfig
+    from streamsr.io.codecs import EncodeConfig
 
     return EncodeConfig(codec="libx264", crf=10, preset="ultrafast")
 
@@ -209,7 +209,7 @@ def test_stages_keep_order_and_count() -> None:
 
 
 def test_audio_reencode_to_aac_when_asked(clip_mkv_subs: Path, tmp_path: Path, tiny_weights: Path) -> None:
-    from streamsr.io.encode import EncodeConfig
+    from streamsr.io.codecs import EncodeConfig
 
     out = tmp_path / "aac.mkv"
     upscale_file(clip_mkv_subs, out, _cfg(tiny_weights, encode=EncodeConfig(audio="aac", preset="ultrafast")))
@@ -220,7 +220,7 @@ def test_audio_reencode_to_aac_when_asked(clip_mkv_subs: Path, tmp_path: Path, t
 
 
 def test_audio_none_drops_it_and_says_so(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
-    from streamsr.io.encode import EncodeConfig
+    from streamsr.io.codecs import EncodeConfig
 
     warnings: list[str] = []
     out = tmp_path / "silent.mp4"
@@ -283,3 +283,20 @@ def test_repeated_source_timestamp_drops_that_frame_and_says_so(media_dir: Path,
     assert video_times(out) == pytest.approx(source_times[:10] + source_times[11:], abs=1e-3)
     with av.open(str(out)) as c:
         assert len(c.streams.audio) == 1 and sum(1 for _ in c.demux(audio=0)) > 1
+
+
+def test_frames_lost_inside_a_webm_are_counted_and_reported(media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    clean = make_clip(media_dir / "loss.webm", codec="libvpx-vp9", frames=24, audio_codec="libopus",
+                      options={"g": "8", "deadline": "realtime", "cpu-used": "8"})
+    with av.open(str(clean)) as c:
+        where = [(p.pos, p.size) for p in c.demux(video=0) if p.size]
+    data = bytearray(clean.read_bytes())
+    pos, size = where[12]
+    data[pos : pos + size] = np.random.default_rng(0).integers(0, 256, size, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "loss.webm"
+    damaged.write_bytes(bytes(data))  # the demuxer loses frames in the middle; the end is intact
+    out = tmp_path / "loss_x2.mkv"
+    with pytest.raises(DecodeError, match="frames lost") as err:
+        upscale_file(damaged, out, _cfg(tiny_weights))
+    kept = len(video_times(out))
+    assert kept < 24 and err.value.frames_done == kept and err.value.frames_lost == 24 - kept

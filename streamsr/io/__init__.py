@@ -9,7 +9,8 @@ import torch
 from ..errors import BackendUnavailableError
 from ..frames import VideoInfo
 from .base import Decoder
-from .encode import EncodeConfig, PyAVEncoder
+from .codecs import EncodeConfig
+from .encode import PyAVEncoder
 from .images import read_image, write_png
 from .probe import probe
 from .pyav import PyAVDecoder

@@ -75,6 +75,23 @@ def _frame_steps(container: av.container.InputContainer, stream: av.video.stream
     return [b - a for a, b in zip(pts, pts[1:], strict=False)]
 
 
+def is_variable_rate(steps: list[int], tb: Fraction) -> bool:
+    """True when the pts steps vary. Millisecond-rounded timestamps (Matroska) jitter by a tick,
+    and a constant-rate timeline with holes (frames a damaged file lost) has steps that are whole
+    multiples of its usual (median) step: neither is variable."""
+    if not steps:
+        return False
+    base = sorted(steps)[len(steps) // 2]
+    slack = Fraction(1, 1000) + tb
+    if base <= 0:
+        return (max(steps) - min(steps)) * tb > slack
+    for step in steps:
+        multiple = max(1, round(step / base))
+        if abs(step - multiple * base) * tb > slack / 2 + multiple * tb:  # each frame may round by a tick
+            return True
+    return False
+
+
 def _ratio(num: int, den: int) -> float:
     return num / den if den else 0.0
 
@@ -117,8 +134,7 @@ def probe(path: str | Path) -> VideoInfo:
         container.seek(0)
         steps = _frame_steps(container, stream)
         tb = Fraction(stream.time_base)
-        # Millisecond-rounded timestamps (Matroska) jitter by a tick; that is not VFR.
-        variable = bool(steps) and (max(steps) - min(steps)) * tb > Fraction(1, 1000) + tb
+        variable = is_variable_rate(steps, tb)
         fps = Fraction(stream.average_rate or stream.guessed_rate or 0)
         if steps and min(steps) > 0:
             measured = 1 / (Fraction(sorted(steps)[len(steps) // 2]) * tb)

@@ -60,6 +60,14 @@ class PyAVDecoder:
         self._stream.codec_context.thread_count = threads
         self._fmt = rgb_format(self.info.bit_depth)
         self.frames_decoded = 0
+        self.packets_read = 0
+        self.packets_damaged = 0
+        """Packets the decoder refused: each is a frame lost, and decoding goes on after it."""
+        self.frames_skipped = 0
+        """Frames a constant-rate source's timeline lacks between two decoded ones (packets the
+        demuxer lost in damaged parts of the file)."""
+        fps, tb = self.info.fps, self.info.time_base
+        self._step = float(1 / (fps * tb)) if fps and tb and not self.info.variable_frame_rate else 0.0
         self._last_pts: int | None = None
         self.error: DecodeError | None = None
 
@@ -67,13 +75,22 @@ class PyAVDecoder:
         """(rgb HWC array, pts) per frame, in presentation order as FFmpeg outputs them."""
         last_pts = -1
         try:
-            for frame in self._container.decode(self._stream):
-                # A frame with no pts (rare, broken muxers) gets the next tick after the last one.
-                pts = frame.pts if frame.pts is not None else last_pts + 1
-                last_pts = pts
-                self._last_pts = pts
-                yield frame_to_rgb(frame, self._fmt), pts
-                self.frames_decoded += 1
+            for packet in self._container.demux(self._stream):
+                self.packets_read += packet.size > 0  # the flush packet at the end is empty
+                try:
+                    decoded = packet.decode()
+                except av.InvalidDataError:
+                    self.packets_damaged += 1
+                    continue
+                for frame in decoded:
+                    # A frame with no pts (rare, broken muxers) gets the next tick after the last one.
+                    pts = frame.pts if frame.pts is not None else last_pts + 1
+                    if self._step and self._last_pts is not None and pts - self._last_pts > 1.5 * self._step:
+                        self.frames_skipped += round((pts - self._last_pts) / self._step) - 1
+                    last_pts = pts
+                    self._last_pts = pts
+                    yield frame_to_rgb(frame, self._fmt), pts
+                    self.frames_decoded += 1
         except av.FFmpegError as e:
             self.error = DecodeError(
                 f"{self.path}: decoding stopped after {self.frames_decoded} frames ({e})",
@@ -98,13 +115,17 @@ class PyAVDecoder:
     def frames_missing(self) -> int:
         """Frames the container announces but that did not decode (0 if it cannot tell).
 
-        Uses the header's frame count (MP4) or, failing that, how far the last decoded frame
-        falls short of the announced duration (Matroska, whose header has a duration but no
-        count); two frames of slack absorb rounding.
+        Uses the header's frame count (MP4) or, failing that (Matroska, whose header has a
+        duration but no count): the packets the decoder refused, the gaps in a constant-rate
+        timeline, and how far the last decoded frame falls short of the announced duration (two
+        frames of slack absorb rounding).
         """
         announced = self._stream.frames
         if announced:
-            return max(0, announced - self.frames_decoded)
+            return max(0, announced - self.frames_decoded, self.packets_damaged)
+        return max(self.packets_damaged, self.frames_skipped + self._frames_missing_at_the_end())
+
+    def _frames_missing_at_the_end(self) -> int:
         info = self.info
         duration = video_stream_seconds(self._stream)
         if duration is None or not info.fps or self._last_pts is None:
