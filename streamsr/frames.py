@@ -96,6 +96,13 @@ class VideoInfo:
     container: str = ""
     streams: tuple[StreamInfo, ...] = ()
 
+    @classmethod
+    def of_frames(cls, width: int, height: int, *, fps: float, time_base: Fraction = Fraction(1, 1000)) -> VideoInfo:
+        """Describe 8-bit frames made here rather than read from a file (a camera, a render): no
+        source container and no other streams; 4:2:0 chroma, as cameras deliver and players expect."""
+        return cls(width=width, height=height, fps=Fraction(fps).limit_denominator(1001), time_base=time_base,
+                   num_frames_estimate=0, codec="rawvideo", pix_fmt="yuv420p", bit_depth=8)
+
     @property
     def has_audio(self) -> bool:
         return any(s.kind == "audio" for s in self.streams)

@@ -206,9 +206,7 @@ def run_live(
 
 def _open_recorder(path: Path, rgb: np.ndarray, scale: int, fps: float) -> PyAVEncoder:
     h, w = rgb.shape[:2]
-    info = VideoInfo(width=w, height=h, fps=Fraction(fps).limit_denominator(1001), time_base=Fraction(1, 1000),
-                     num_frames_estimate=0, codec="rawvideo", pix_fmt="yuv420p", bit_depth=8)
-    return PyAVEncoder(path, None, info, scale=scale, config=EncodeConfig(preset="veryfast", crf=20))
+    return PyAVEncoder(path, None, VideoInfo.of_frames(w, h, fps=fps), scale=scale, config=EncodeConfig(preset="veryfast", crf=20))
 
 
 def _update(stats: LiveStats, s: LiveSession, capture: CaptureThread, rgb: np.ndarray | None, sr: np.ndarray | None, started: float) -> None:
