@@ -154,6 +154,9 @@ class PyAVEncoder:
             if s.type == "audio" and cfg.audio == "none":
                 self._warn(f"dropping {what}: --audio none")
                 continue
+            if s.type == "audio" and codec is None:  # a damaged header: nothing says how to read it
+                self._warn(f"skipping {what}: its codec is unknown (damaged header)")
+                continue
             if s.type == "audio" and (cfg.audio == "aac" or (supported and codec not in supported)):
                 target = "aac" if not supported or "aac" in supported else "opus"
                 if cfg.audio == "copy":

@@ -131,7 +131,10 @@ def probe(path: str | Path) -> VideoInfo:
             first = next(container.decode(stream))
         except (av.FFmpegError, StopIteration) as e:
             raise InputError(f"{p}: the video stream does not decode ({e}); the file may be corrupt or truncated") from e
-        container.seek(0)
+        width, height, codec = cc.width, cc.height, cc.name
+    # The frame steps from a second open rather than a seek back: damaged files can refuse to seek.
+    with open_input(p) as container:
+        stream = container.streams.video[0]
         steps = _frame_steps(container, stream)
         tb = Fraction(stream.time_base)
         variable = is_variable_rate(steps, tb)
@@ -154,8 +157,8 @@ def probe(path: str | Path) -> VideoInfo:
             mastering_display=mastering, content_light=light,
         )
         return VideoInfo(
-            width=cc.width, height=cc.height, fps=fps, time_base=Fraction(stream.time_base),
-            num_frames_estimate=int(estimate), codec=cc.name, pix_fmt=first.format.name,
+            width=width, height=height, fps=fps, time_base=Fraction(stream.time_base),
+            num_frames_estimate=int(estimate), codec=codec, pix_fmt=first.format.name,
             bit_depth=bit_depth_of(first.format.name), color=color,
             rotation_degrees=int(first.rotation or 0), duration_seconds=duration,
             variable_frame_rate=variable, container=container.format.name,
