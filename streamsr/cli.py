@@ -288,16 +288,12 @@ def live(source: str | None, camera: str | None, size: str | None, fps: float | 
         streamsr live                                  # camera, window, x2
         streamsr live --source clip.mp4 --no-window --frames 100
     """
-    import torch
 
     from .engine import Upscaler
-    from .live import HeadlessSink, run_live
-
-    on_gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    from .live import HeadlessSink, live_model, run_live
 
     def make(s: int) -> Upscaler:
-        name = model if model and s == int(scale) else (f"safdn-x{s}" if on_gpu else f"safdn-tiny-x{s}")
-        return Upscaler(name, device=device, precision=precision)
+        return Upscaler(model if model and s == int(scale) else live_model(s, device), device=device, precision=precision)
 
     up = make(int(scale))
     click.echo(f"model {up.model.name} on {up.device} in {up.precision_name}" + ("" if model else " (chosen to keep up in real time)"))

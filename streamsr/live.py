@@ -123,6 +123,13 @@ class LiveSession:
     _shown_at: deque[float] = field(default_factory=lambda: deque(maxlen=60))
 
 
+def live_model(scale: int, device: str = "auto") -> str:
+    """The model that keeps up with a camera at `scale`: the quality SAFDN on CUDA, the real-time
+    tiny one on the CPU (docs/benchmarks.md, "Live preview")."""
+    on_gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    return f"safdn-x{scale}" if on_gpu else f"safdn-tiny-x{scale}"
+
+
 def run_live(
     source: str | None = None,
     *,

@@ -149,3 +149,10 @@ def test_split_view_puts_bicubic_left_of_the_divider(xvfb: str) -> None:
         assert sink.compose(lr, sr) is sr
     finally:
         sink.close()
+
+
+def test_live_picks_a_model_that_keeps_up_on_the_device() -> None:
+    from streamsr.live import live_model
+
+    assert live_model(2, "cpu") == "safdn-tiny-x2" and live_model(4, "cpu") == "safdn-tiny-x4"
+    assert live_model(4, "cuda") == "safdn-x4"
