@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -243,13 +244,22 @@ def upscale_many(
         todo.append((str(rel), Job(src, dst, dataclasses.replace(cfg, overwrite=True)), frames))
     ev.on_plan(len(todo), sum(frames for _, _, frames in todo))
 
+    stopping = threading.Event()
+
+    def progress(frames: int) -> None:
+        if stopping.is_set():  # the batch was interrupted: this file stops too, its partial removed
+            raise KeyboardInterrupt
+        ev.on_progress(frames)
+
+    file_events = dataclasses.replace(ev, on_progress=progress)
+
     def run(key: str, job: Job, frames: int) -> Outcome:
         if report.stopped:
             return Outcome(job.src, job.dst, "failed", f"not started: {report.stopped}")
         ev.on_file_start(job, frames)
         start = time.perf_counter()
         try:
-            result = upscale_one(job, upscaler, events=ev)
+            result = upscale_one(job, upscaler, events=file_events)
         except Exception as e:  # one broken file never stops the batch...
             if is_disk_full(e):  # ...unless every later one would fail the same way
                 report.stopped = f"disk full while writing {job.dst}"
@@ -258,7 +268,12 @@ def upscale_many(
         return Outcome(job.src, job.dst, "done", frames=result.frames, seconds=result.seconds)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for outcome in pool.map(lambda t: run(*t), todo):
-            report.outcomes.append(outcome)
-            ev.on_file_end(outcome)
+        try:
+            for outcome in pool.map(lambda t: run(*t), todo):
+                report.outcomes.append(outcome)
+                ev.on_file_end(outcome)
+        except BaseException:  # Ctrl-C or SIGTERM: files not started are dropped, running ones stop
+            stopping.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return report

@@ -163,3 +163,26 @@ def test_image_folders_are_mirrored_and_resumed(tmp_path: Path, tiny_weights: Pa
     assert probe(out / "c.mkv").width == 128
     again = upscale_many(src, out, cfg)
     assert len(again.by_status("skipped")) == 3
+
+
+def test_sigterm_stops_a_batch_promptly_keeping_finished_files(tmp_path: Path, tiny_weights: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a", "b", "c", "d"):
+        make_clip(src / f"{name}.mkv", frames=240, width=128, height=96, audio=False)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "streamsr", "batch", str(src), str(out), "-s", "2", "-m", str(tiny_weights),
+           "--device", "cpu", "--precision", "fp32", "--backend", "torch", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob(".*partial*")):
+        time.sleep(0.05)
+    assert proc.poll() is None and list(out.glob(".*partial*")), "the batch never started writing"
+    started = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM" in err
+    assert time.time() - started < 60
+    # The file being upscaled stops too (its partial removed), and none after it starts.
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == []
+    assert not list(out.glob(".*partial*"))
