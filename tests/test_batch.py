@@ -165,7 +165,7 @@ def test_image_folders_are_mirrored_and_resumed(tmp_path: Path, tiny_weights: Pa
     assert len(again.by_status("skipped")) == 3
 
 
-def test_sigterm_stops_a_batch_promptly_keeping_finished_files(tmp_path: Path, tiny_weights: Path) -> None:
+def test_sigterm_stops_a_batch_at_once_and_leaves_no_partial(tmp_path: Path, tiny_weights: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
     for name in ("a", "b", "c", "d"):
