@@ -79,7 +79,7 @@ def read_picture(path: Path) -> Picture:
             has_alpha = header.mode in _ALPHA_MODES or (header.mode == "P" and "transparency" in header.info)
         with av.open(str(path)) as container:
             frame = next(container.decode(video=0))
-    except (OSError, av.FFmpegError, StopIteration) as e:
+    except (OSError, av.FFmpegError, StopIteration, Image.DecompressionBombError) as e:
         raise InputError(f"{path}: cannot read as an image ({e})") from e
     deep = any(c.bits > 8 for c in frame.format.components)
     pixels = frame.to_ndarray(format=("rgba64le" if deep else "rgba") if has_alpha else ("rgb48le" if deep else "rgb24"))
