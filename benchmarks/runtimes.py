@@ -47,7 +47,7 @@ class AsTrained(torch.nn.Module):
 
     def __init__(self, net: torch.nn.Module) -> None:
         super().__init__()
-        self.net, self.hparams, self.channels_last = net, net.hparams, True
+        self.net, self.hparams = net, net.hparams
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

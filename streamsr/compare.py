@@ -18,7 +18,8 @@ from PIL import Image, ImageDraw
 
 from .engine import Upscaler, bicubic_upscale
 from .errors import InputError, OutputError
-from .images import is_image, read_picture
+from .images import is_image
+from .io.images import read_picture
 from .io.probe import open_input
 
 PANEL_WIDTH = 960

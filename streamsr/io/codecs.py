@@ -24,8 +24,8 @@ _PIX_FMTS_10 = {"420": "yuv420p10le", "422": "yuv422p10le", "444": "yuv444p10le"
 CRF_CODECS = {"libx264", "libx265", "libsvtav1", "libvpx-vp9", "libaom-av1"}
 
 # What --codec auto tries, in order: NVENC when the GPU has it (H.264 first, HEVC for frames wider
-# than H.264's 4096 px limit, HEVC only for 10-bit), else x264 on every core. Datacenter GPUs such
-# as the H100 have no NVENC: there the open fails and x264 is chosen.
+# than H.264's 4096 px limit, HEVC only for 10-bit), else x264 (x265 for 10-bit) on every core.
+# Datacenter GPUs such as the H100 have no NVENC: there the open fails and the CPU encoder is chosen.
 AUTO_CODEC = "auto"
 _AUTO_CANDIDATES_8 = ("h264_nvenc", "hevc_nvenc")
 _AUTO_CANDIDATES_10 = ("hevc_nvenc",)

@@ -60,7 +60,6 @@ class PyAVDecoder:
         self._stream.codec_context.thread_count = threads
         self._fmt = rgb_format(self.info.bit_depth)
         self.frames_decoded = 0
-        self.packets_read = 0
         self.packets_damaged = 0
         """Packets the decoder refused: each is a frame lost, and decoding goes on after it."""
         self.frames_skipped = 0
@@ -76,7 +75,6 @@ class PyAVDecoder:
         last_pts = -1
         try:
             for packet in self._container.demux(self._stream):
-                self.packets_read += packet.size > 0  # the flush packet at the end is empty
                 try:
                     decoded = packet.decode()
                 except av.InvalidDataError:
