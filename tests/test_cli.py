@@ -82,14 +82,17 @@ def bad_inputs(tmp_path: Path, clip_mp4: Path) -> dict[str, Path]:
     corrupt = tmp_path / "corrupt.mp4"
     data = bytearray(clip_mp4.read_bytes())
     corrupt.write_bytes(bytes(data[: len(data) // 3]))  # MP4 index at the end: unreadable
+    huge = tmp_path / "huge.y4m"  # a header declaring a picture no decoder allocates
+    huge.write_bytes(b"YUV4MPEG2 W20000 H20000 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + bytes(1000))
     return {"text": text, "empty": empty, "no_video": tmp_path / "sound.mka", "corrupt": corrupt,
-            "dir": tmp_path, "missing": tmp_path / "nope.mp4"}
+            "dir": tmp_path, "missing": tmp_path / "nope.mp4", "huge": huge}
 
 
 @pytest.mark.parametrize(
     ("case", "message"),
     [("missing", "no such file"), ("dir", "is a directory"), ("empty", "empty"), ("text", "not a media file"),
-     ("no_video", "no video stream"), ("corrupt", "not a media file|corrupt|does not decode")],
+     ("no_video", "no video stream"), ("corrupt", "not a media file|corrupt|does not decode"),
+     ("huge", "declares a 20000x20000 picture")],
 )
 def test_bad_input_is_one_clear_line(bad_inputs: dict[str, Path], tmp_path: Path, tiny_weights: Path, case: str, message: str) -> None:
     out = tmp_path / "out" / "x.mp4"

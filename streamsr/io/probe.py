@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 import struct
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.logging
 
 from ..errors import InputError
 from ..frames import ColorInfo, ContentLightLevel, MasteringDisplay, StreamInfo, VideoInfo
@@ -28,13 +30,34 @@ def check_source(path: str | Path) -> Path:
     return p
 
 
+_BAD_SIZE = re.compile(r"Picture size (\d+)x(\d+) is invalid")
+
+
+def _open_failure(path: Path, e: av.FFmpegError) -> str:
+    """Why FFmpeg could not open `path`, in words. Its log says more than the errno (a picture size
+    it refuses comes back as EBUSY), but PyAV keeps no log by default: open once more with it on."""
+    detail = ""
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(), av.open(str(path), metadata_errors="ignore"):
+            pass
+    except av.FFmpegError as again:
+        detail = again.log[2].strip() if again.log else ""
+    finally:
+        av.logging.set_level(level)
+    if size := _BAD_SIZE.search(detail):
+        return f"declares a {size[1]}x{size[2]} picture, larger than FFmpeg can decode; the header is damaged or the video too large"
+    return f"not a media file FFmpeg can read ({e.strerror or e})"
+
+
 def open_input(path: str | Path) -> av.container.InputContainer:
     """Open a media file with PyAV, turning FFmpeg's errors into `InputError`."""
     p = check_source(path)
     try:
         container = av.open(str(p), metadata_errors="ignore")
     except av.FFmpegError as e:
-        raise InputError(f"{p}: not a media file FFmpeg can read ({e.strerror or e})") from e
+        raise InputError(f"{p}: {_open_failure(p, e)}") from e
     if container.format.name in _TEXT_FORMATS:
         container.close()
         raise InputError(f"{p}: not a media file FFmpeg can read (it looks like text)")
