@@ -26,7 +26,7 @@ from .frames import ColorInfo, FrameBatch, VideoInfo
 from .io import EncodeConfig, open_decoder, probe
 from .models import ModelDescriptor, list_models, load_model, measure_complexity
 from .models.runtimes import export_onnx
-from .pipeline import UpscaleConfig, UpscaleResult, upscale_file
+from .pipeline import UpscaleConfig, UpscaleResult, upscale_file, upscale_to_frames
 
 __all__ = [
     "BackendUnavailableError",
@@ -56,4 +56,5 @@ __all__ = [
     "open_decoder",
     "probe",
     "upscale_file",
+    "upscale_to_frames",
 ]

@@ -18,6 +18,7 @@ from .config import PIXEL_LOSSES, SAMPLINGS
 from .engine import DEVICES, PRECISIONS
 from .errors import Interrupted, StreamSRError, raise_interrupted
 from .io import DECODERS
+from .io.sequence import SEQUENCE_FORMATS
 from .models import family_member
 from .models.runtimes import RUNTIMES
 from .pipeline import UpscaleConfig
@@ -111,9 +112,14 @@ def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> 
 @cli.command()
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (default: INPUT_x<scale>.<ext> beside the input).")
+@click.option("--frames-out", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the frames as numbered images into this folder (with timestamps.txt) instead of a video.")
+@click.option("--frames-format", type=click.Choice(list(SEQUENCE_FORMATS)), default="png", show_default=True,
+              help="Image format of --frames-out (png and tiff keep 16 bits for 10-bit sources).")
 @upscale_options
 @click.pass_context
-def upscale(ctx: click.Context, src: Path, output: Path | None, pipeline: str, quiet: bool, **options: Any) -> None:
+def upscale(ctx: click.Context, src: Path, output: Path | None, frames_out: Path | None, frames_format: str,
+            pipeline: str, quiet: bool, **options: Any) -> None:
     """Upscale one video or image. A video keeps its audio, subtitles, chapters, metadata and
     timestamps; an image (PNG, JPEG, WebP, TIFF, BMP) keeps its format, depth, alpha, ICC profile
     and EXIF data, turned upright.
@@ -124,12 +130,17 @@ def upscale(ctx: click.Context, src: Path, output: Path | None, pipeline: str, q
         streamsr upscale video.mp4 --scale 4        # writes video_x4.mp4
         streamsr upscale video.mkv -p archive       # 10-bit HEVC preset
         streamsr upscale photo.jpg --scale 2        # writes photo_x2.jpg
+        streamsr upscale clip.mp4 --frames-out frames/   # frames/000001.png ... and timestamps.txt
     """
     from .images import is_image, upscale_image
     from .io.probe import probe
-    from .pipeline import upscale_file
+    from .pipeline import upscale_file, upscale_to_frames
 
+    if frames_out is not None and output is not None:
+        raise click.UsageError("give either -o (a video) or --frames-out (a folder of images), not both")
     cfg = build_config(ctx, pipeline, options)
+    if frames_out is not None and is_image(src):
+        raise click.UsageError("--frames-out takes a video; an image upscales to one image (use -o)")
     if is_image(src):
         image = upscale_image(src, output, cfg)
         if not quiet:
@@ -138,7 +149,11 @@ def upscale(ctx: click.Context, src: Path, output: Path | None, pipeline: str, q
     info = probe(src)
     # `delay`: an output that fails its checks ends before the bar is drawn, so the error stands alone.
     with tqdm(total=info.num_frames_estimate or None, unit="frame", disable=quiet, dynamic_ncols=True, delay=0.5) as bar:
-        result = upscale_file(src, output, cfg, info=info, on_progress=bar.update, on_warning=_echo_warning)
+        if frames_out is not None:
+            result = upscale_to_frames(src, frames_out, cfg, image_format=frames_format, info=info,
+                                       on_progress=bar.update, on_warning=_echo_warning)
+        else:
+            result = upscale_file(src, output, cfg, info=info, on_progress=bar.update, on_warning=_echo_warning)
         # The total was estimated from the duration (in Matroska, the longest stream's): close() draws the
         # bar once more, on the real count. No refresh() here: it would draw a bar that `delay` held back.
         bar.total = bar.n

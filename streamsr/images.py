@@ -20,7 +20,7 @@ from .engine import Upscaler, bicubic_upscale
 from .errors import OutputError
 from .io.images import DEEP_FORMATS, read_picture, write_picture
 from .io.probe import check_source
-from .partials import stale_partials, temporary_path
+from .partials import remove_partial, stale_partials, temporary_path
 from .pipeline import UpscaleConfig, check_output, check_scale, make_upscaler
 
 IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
@@ -73,7 +73,7 @@ def upscale_image(
         alpha = big[0].mul_(peak).round_().to(picture.alpha.dtype)
     result = replace(picture, rgb=sr, alpha=alpha)
     for leftover in stale_partials(dst):
-        leftover.unlink(missing_ok=True)
+        remove_partial(leftover)
     tmp = temporary_path(dst)
     try:
         write_picture(result, tmp, fmt)

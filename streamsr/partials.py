@@ -1,13 +1,16 @@
 """Temporary output names: an output is written under a hidden name beside it and renamed when
-finished, so a crash or a kill never leaves a half-written file where a finished one is expected."""
+finished, so a crash or a kill never leaves a half-written file (or half-filled frame folder)
+where a finished one is expected."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import uuid
 from pathlib import Path
 
-_PATTERN = re.compile(r"^\.(?P<stem>.+)\.partial-[0-9a-f]{8}(?P<suffix>\.[^.]+)$")
+_PATTERN = re.compile(r"^\.(?P<stem>.+)\.partial-[0-9a-f]{8}(?P<suffix>\.[^.]+)?$")
 
 
 def temporary_path(dst: Path) -> Path:
@@ -21,15 +24,37 @@ def is_temporary(path: Path) -> bool:
 
 
 def stale_partials(dst: Path) -> list[Path]:
-    """Temporary files of `dst` that an earlier, killed run left beside it."""
+    """Temporary files (or frame folders) of `dst` that an earlier, killed run left beside it."""
     if not dst.parent.is_dir():
         return []
     found = []
     for path in dst.parent.glob(f".{glob_escape(dst.stem)}.partial-*"):
         match = _PATTERN.match(path.name)
-        if match and match["stem"] == dst.stem and match["suffix"] == dst.suffix and path.is_file():
+        if match and match["stem"] == dst.stem and (match["suffix"] or "") == dst.suffix:
             found.append(path)
     return sorted(found)
+
+
+def remove_partial(path: Path) -> None:
+    """Delete a temporary output, file or frame folder; one already gone is fine."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def replace_folder(finished: Path, dst: Path) -> None:
+    """Move the finished folder to `dst`. An earlier folder there (the caller checked it may go) is
+    moved aside first and deleted after, so `dst` is never missing a complete sequence."""
+    if dst.is_dir() and any(dst.iterdir()):
+        old = temporary_path(dst)
+        os.rename(dst, old)
+        os.rename(finished, dst)
+        remove_partial(old)
+    else:
+        if dst.is_dir():
+            dst.rmdir()
+        os.rename(finished, dst)
 
 
 def glob_escape(text: str) -> str:

@@ -24,8 +24,9 @@ from .io.base import Decoder
 from .io.codecs import EncodeConfig, output_format_supports, resolve_codec
 from .io.encode import PyAVEncoder
 from .io.probe import check_source, probe
+from .io.sequence import TIMESTAMPS_FILE, FrameSequenceWriter
 from .models import DEFAULT_SCALE, default_model_name
-from .partials import stale_partials, temporary_path
+from .partials import remove_partial, replace_folder, stale_partials, temporary_path
 
 Progress = Callable[[int], None]
 Warn = Callable[[str], None]
@@ -131,6 +132,11 @@ def check_output(src: Path, dst: Path, *, overwrite: bool) -> None:
         raise OutputError(f"{dst}: is a directory; give a file name for the output")
     if dst.exists() and not overwrite:
         raise OutputError(f"{dst}: already exists; pass --overwrite to replace it")
+    check_parent(dst)
+
+
+def check_parent(dst: Path) -> None:
+    """Raise `OutputError` unless the folder `dst` goes into exists and is writable."""
     parent = dst.parent
     if not parent.is_dir():
         raise OutputError(f"{parent}: the output directory does not exist")
@@ -250,6 +256,35 @@ def run_stages(
     return decoder.busy_seconds, upscale_seconds - waited[0], writer.busy_seconds
 
 
+class _Warnings:
+    """Warnings of one run, each also passed on to the caller's callback as it happens."""
+
+    def __init__(self, on_warning: Warn | None) -> None:
+        self.messages: list[str] = []
+        self._on_warning = on_warning
+
+    def __call__(self, message: str) -> None:
+        self.messages.append(message)
+        if self._on_warning is not None:
+            self._on_warning(message)
+
+
+def _prepare(src: str | Path, cfg: UpscaleConfig, upscaler: Upscaler | None, info: VideoInfo | None,
+             warn: Warn) -> tuple[Path, VideoInfo, Upscaler, UpscaleConfig]:
+    """The checked source, its description, the engine and the config with the model's scale."""
+    src = check_source(src)
+    if info is None:
+        info = probe(src)
+    if upscaler is None:
+        upscaler = make_upscaler(cfg, on_warning=warn)
+    check_scale(upscaler, cfg.scale)
+    return src, info, upscaler, replace(cfg, scale=upscaler.scale)
+
+
+def _open_source(src: Path, info: VideoInfo, upscaler: Upscaler, cfg: UpscaleConfig) -> Decoder:
+    return open_decoder(src, backend=cfg.decoder, batch=upscaler.batch_for(info.height, info.width), info=info)
+
+
 def upscale_file(
     src: str | Path,
     dst: str | Path | None = None,
@@ -275,21 +310,8 @@ def upscale_file(
         InputError, OutputError, EncodeError, UnsupportedModelError: nothing was written.
         DecodeError: the source is damaged part-way; the frames that decoded were written.
     """
-    cfg = config or UpscaleConfig()
-    src = check_source(src)
-    warnings: list[str] = []
-
-    def warn(message: str) -> None:
-        warnings.append(message)
-        if on_warning is not None:
-            on_warning(message)
-
-    if info is None:
-        info = probe(src)
-    if upscaler is None:
-        upscaler = make_upscaler(cfg, on_warning=warn)
-    check_scale(upscaler, cfg.scale)
-    cfg = replace(cfg, scale=upscaler.scale)
+    warn = _Warnings(on_warning)
+    src, info, upscaler, cfg = _prepare(src, config or UpscaleConfig(), upscaler, info, warn)
     codec = resolve_codec(cfg.encode.codec, width=info.width * upscaler.scale, height=info.height * upscaler.scale,
                           source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt,
                           container=Path(dst).suffix if dst is not None else src.suffix)
@@ -297,8 +319,8 @@ def upscale_file(
     dst = Path(dst) if dst is not None else default_output(src, upscaler.scale, codec)
     check_output(src, dst, overwrite=cfg.overwrite)
     for leftover in stale_partials(dst):  # a killed earlier run of this output
-        leftover.unlink(missing_ok=True)
-    decoder = open_decoder(src, backend=cfg.decoder, batch=upscaler.batch_for(info.height, info.width), info=info)
+        remove_partial(leftover)
+    decoder = _open_source(src, info, upscaler, cfg)
     tmp = temporary_path(dst)
     start = time.perf_counter()
     encoder: PyAVEncoder | None = None
@@ -324,7 +346,73 @@ def upscale_file(
         raise
     finally:
         decoder.close()
-    result = UpscaleResult(dst, encoder.frames_written, time.perf_counter() - start, *times, warnings=tuple(warnings), codec=codec)
+    result = UpscaleResult(dst, encoder.frames_written, time.perf_counter() - start, *times, warnings=tuple(warn.messages), codec=codec)
+    _check_complete(decoder, src, result)
+    return result
+
+
+def check_frames_folder(src: Path, folder: Path, *, overwrite: bool) -> None:
+    """Raise `OutputError` for a frame folder that must not or cannot be written. An existing folder
+    is replaced only with `overwrite`, and only if it holds an earlier sequence (its timestamps file):
+    a folder of other files is never deleted."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: exists and is not a folder; give a folder for the frames")
+    if folder.is_dir() and any(folder.iterdir()):
+        if not overwrite:
+            raise OutputError(f"{folder}: already holds files; pass --overwrite to replace an earlier frame sequence")
+        if not (folder / TIMESTAMPS_FILE).is_file():
+            raise OutputError(f"{folder}: holds files that are not a frame sequence; choose a new or empty folder")
+    if folder.resolve() == src.resolve().parent:
+        raise OutputError(f"{folder}: is the source's folder; choose a new or empty folder for the frames")
+    check_parent(folder)
+
+
+def upscale_to_frames(
+    src: str | Path,
+    folder: str | Path,
+    config: UpscaleConfig | None = None,
+    *,
+    image_format: str = "png",
+    upscaler: Upscaler | None = None,
+    info: VideoInfo | None = None,
+    on_progress: Progress | None = None,
+    on_warning: Warn | None = None,
+) -> UpscaleResult:
+    """Upscale one video into a folder of numbered images (``000001.png``, ...) and ``timestamps.txt``
+    (each frame's source time, so the sequence can be re-encoded with its timing; see `io.sequence`).
+
+    The sequence is written into a hidden folder beside `folder` and renamed when complete: a
+    failed or stopped run leaves no half-filled folder. 10-bit and deeper sources give 16-bit PNG
+    or TIFF. Audio and the other streams are not part of a sequence. Errors as `upscale_file`.
+    """
+    warn = _Warnings(on_warning)
+    src, info, upscaler, cfg = _prepare(src, config or UpscaleConfig(), upscaler, info, warn)
+    folder = Path(folder)
+    check_frames_folder(src, folder, overwrite=cfg.overwrite)
+    for leftover in stale_partials(folder):
+        remove_partial(leftover)
+    decoder = _open_source(src, info, upscaler, cfg)
+    tmp = temporary_path(folder)
+    start = time.perf_counter()
+    writer = FrameSequenceWriter(tmp, image_format)
+    try:
+        tmp.mkdir()
+        times = run_stages(iter(decoder), upscaler.stream, writer.write, queue_size=cfg.queue_size, on_progress=on_progress)
+        if writer.frames_written == 0:
+            raise DecodeError(f"{src}: no frame could be decoded; the file may be corrupt")
+        writer.close()
+        replace_folder(tmp, folder)
+    except BaseException as e:
+        remove_partial(tmp)
+        if is_disk_full(e) and not isinstance(e, DiskFullError):
+            raise DiskFullError(f"{folder}: the disk is full; nothing was written (free space, or write elsewhere)") from e
+        raise
+    finally:
+        decoder.close()
+    if writer.frames_dropped:
+        warn(f"{writer.frames_dropped} frame(s) dropped: their timestamps repeat or go back in the source")
+    result = UpscaleResult(folder, writer.frames_written, time.perf_counter() - start, *times, warnings=tuple(warn.messages),
+                           codec=image_format)
     _check_complete(decoder, src, result)
     return result
 
