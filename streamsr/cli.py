@@ -63,7 +63,9 @@ def upscale_options(f: Any) -> Any:
         click.option("--tile", type=click.IntRange(min=0), default=None,
                      help="Tile side in input pixels; 0: whole frames. Default: 240 px tiles on the CPU for frames large "
                           "enough to outgrow the caches (faster there), whole frames on CUDA."),
-        click.option("--decoder", type=click.Choice(DECODERS), default="auto", show_default=True),
+        click.option("--decoder", type=click.Choice(DECODERS), default="auto", show_default=True,
+                     help="auto: DALI (NVDEC) on CUDA when it can decode the source, else PyAV. "
+                          "dali without CUDA: DALI's CPU decoder (VP8/VP9/MJPEG), for diagnosis."),
         click.option("--backend", type=click.Choice(RUNTIMES), default="auto", show_default=True,
                      help="What runs the model: torch, or its exported graph on onnxruntime or openvino; "
                           "auto: openvino on the CPU where installed (fastest there), else torch."),

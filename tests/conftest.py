@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -66,10 +66,12 @@ def make_clip(
     color: dict[str, int] | None = None,
     chapters: Sequence[tuple[int, int, str]] = (),
     options: dict[str, str] | None = None,
+    painter: Callable[[int, int, int], np.ndarray] = pattern,
 ) -> Path:
     """Write a small clip: moving pattern video, optional 440 Hz AAC audio and an SRT cue.
 
     `pts` (in `time_base`) gives variable frame timing; default is one frame every 1/fps s.
+    `painter(width, height, index)` draws each frame (default: `pattern`).
     """
     tb = time_base or Fraction(1, fps)
     frame_pts = list(pts) if pts is not None else list(range(frames))
@@ -94,7 +96,7 @@ def make_clip(
         if s is not None:
             _write_subtitle(out, s, text="hello subtitles", start_ms=0, end_ms=500)
         for i, p in enumerate(frame_pts):
-            rgb = pattern(width, height, i)
+            rgb = painter(width, height, i)
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             if color:
                 frame = frame.reformat(format=pix_fmt, dst_colorspace=color.get("colorspace"),

@@ -61,33 +61,3 @@ def test_cuda_overlap_equals_sequential(tiny_weights: Path) -> None:
     overlapped = [b.data for b in up.stream(iter(batches))]
     for a, b in zip(sequential, overlapped, strict=True):
         assert torch.equal(a, b)
-
-
-@pytest.mark.needs_cuda
-@pytest.mark.needs_dali
-def test_dali_frames_match_pyav(media_dir: Path) -> None:
-    from conftest import make_clip
-
-    from streamsr.io.dali import DALIDecoder
-    from streamsr.io.pyav import PyAVDecoder
-
-    clip = make_clip(media_dir / "dali.mp4", width=128, height=96, frames=20, codec="libx264", audio=True)
-    with PyAVDecoder(clip, batch=8) as p, DALIDecoder(clip, batch=8) as d:
-        cpu = list(p)
-        gpu = list(d)
-    assert sum(len(b) for b in gpu) == sum(len(b) for b in cpu) == 20
-    assert torch.equal(torch.cat([b.pts for b in gpu]), torch.cat([b.pts for b in cpu]))
-    assert gpu[0].data.is_cuda
-    diff = (torch.cat([b.data for b in gpu]).cpu().float() - torch.cat([b.data for b in cpu]).float()).abs()
-    assert diff.mean() < 3  # YUV->RGB conversions differ by rounding only
-
-
-def test_dali_refuses_clearly_without_cuda(clip_mp4: Path) -> None:
-    from streamsr.errors import BackendUnavailableError
-    from streamsr.io import open_decoder
-
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    with pytest.raises(BackendUnavailableError, match="CUDA is not available"):
-        open_decoder(clip_mp4, backend="dali")
-    assert type(open_decoder(clip_mp4, backend="auto")).__name__ == "PyAVDecoder"

@@ -23,8 +23,9 @@ def open_decoder(src: str | Path, *, backend: str = "auto", batch: int = 4, info
     8-bit stream it can decode are all there), else PyAV.
 
     An explicit ``backend="dali"`` that cannot run raises `BackendUnavailableError` with the
-    reason instead of falling back. DALI is imported only when CUDA is present, so the CPU path
-    never pays its import cost.
+    reason instead of falling back. Without CUDA it uses DALI's CPU decoder (VP8, VP9, MJPEG), a
+    diagnostic mode; "auto" imports DALI only when CUDA is present, so the CPU path never pays
+    its import cost.
     """
     if backend not in DECODERS:
         raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {backend!r}")
