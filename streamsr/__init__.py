@@ -27,6 +27,7 @@ from .io import EncodeConfig, open_decoder, probe
 from .models import ModelDescriptor, list_models, load_model, measure_complexity
 from .models.runtimes import export_onnx
 from .pipeline import UpscaleConfig, UpscaleResult, upscale_file, upscale_to_frames
+from .streaming import upscale_stream
 
 __all__ = [
     "BackendUnavailableError",
@@ -56,5 +57,6 @@ __all__ = [
     "open_decoder",
     "probe",
     "upscale_file",
+    "upscale_stream",
     "upscale_to_frames",
 ]

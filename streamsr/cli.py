@@ -112,15 +112,22 @@ def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> 
 
 
 @cli.command()
-@click.argument("src", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (default: INPUT_x<scale>.<ext> beside the input).")
+@click.argument("src")
+@click.option("-o", "--output", help="Output file, - for stdout, or a URL (default: INPUT_x<scale>.<ext> beside the input).")
+@click.option("-f", "--format", "output_format", help="Output container (FFmpeg muxer: matroska, mp4, mpegts, flv...); "
+              "needed where the output has no suffix to tell it (stdout, most URLs).")
+@click.option("--output-option", multiple=True, metavar="KEY=VALUE", help="FFmpeg muxer/protocol option (repeatable).")
+@click.option("--input-format", help="Input container (FFmpeg demuxer), where the source does not tell it.")
+@click.option("--input-option", multiple=True, metavar="KEY=VALUE",
+              help="FFmpeg demuxer/protocol option (repeatable), e.g. rtsp_transport=tcp, listen=1, reconnect=1.")
 @click.option("--frames-out", type=click.Path(file_okay=False, path_type=Path),
               help="Write the frames as numbered images into this folder (with timestamps.txt) instead of a video.")
 @click.option("--frames-format", type=click.Choice(list(SEQUENCE_FORMATS)), default="png", show_default=True,
               help="Image format of --frames-out (png and tiff keep 16 bits for 10-bit sources).")
 @upscale_options
 @click.pass_context
-def upscale(ctx: click.Context, src: Path, output: Path | None, frames_out: Path | None, frames_format: str,
+def upscale(ctx: click.Context, src: str, output: str | None, output_format: str | None, output_option: tuple[str, ...],
+            input_format: str | None, input_option: tuple[str, ...], frames_out: Path | None, frames_format: str,
             pipeline: str, quiet: bool, **options: Any) -> None:
     """Upscale one video or image. A video keeps its audio, subtitles, chapters, metadata and
     timestamps; an image (PNG, JPEG, WebP, TIFF, BMP) keeps its format, depth, alpha, ICC profile
@@ -133,25 +140,46 @@ def upscale(ctx: click.Context, src: Path, output: Path | None, frames_out: Path
         streamsr upscale video.mkv -p archive       # 10-bit HEVC preset
         streamsr upscale photo.jpg --scale 2        # writes photo_x2.jpg
         streamsr upscale clip.mp4 --frames-out frames/   # frames/000001.png ... and timestamps.txt
+        streamsr upscale - -o - -f matroska < in.mkv > out.mkv   # stdin to stdout
+        streamsr upscale rtsp://camera/stream -o out.mkv --input-option rtsp_transport=tcp
     """
     from .images import is_image, upscale_image
     from .io.probe import probe
+    from .io.stream import is_stream_location, parse_options
     from .pipeline import upscale_file, upscale_to_frames
+    from .streaming import upscale_stream
 
     if frames_out is not None and output is not None:
         raise click.UsageError("give either -o (a video) or --frames-out (a folder of images), not both")
+    streaming = (is_stream_location(src) or (output is not None and is_stream_location(output))
+                 or any((output_format, output_option, input_format, input_option)))
+    if streaming and frames_out is not None:
+        raise click.UsageError("--frames-out reads a video file; pipes, URLs and -f/--input-format write videos only")
+    if streaming and output is None:
+        raise click.UsageError("a pipe or URL source needs -o (a file, - for stdout, or a URL)")
+    try:
+        input_options = parse_options(input_option, "--input-option")
+        output_options = parse_options(output_option, "--output-option")
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     cfg = build_config(ctx, pipeline, options)
-    if frames_out is not None and is_image(src):
-        raise click.UsageError("--frames-out takes a video; an image upscales to one image (use -o)")
-    if is_image(src):
-        image = upscale_image(src, output, cfg)
+    if not streaming and is_image(Path(src)):
+        if frames_out is not None:
+            raise click.UsageError("--frames-out takes a video; an image upscales to one image (use -o)")
+        image = upscale_image(Path(src), Path(output) if output else None, cfg)
         if not quiet:
             click.echo(f"wrote {image.output} ({image.width}x{image.height}, {image.bits}-bit) in {image.seconds:.1f} s")
         return
-    info = probe(src)
+    # A live or piped source has no known length: the bar counts frames and fps, with no ETA.
+    info = None if streaming else probe(src)
+    total = info.num_frames_estimate or None if info is not None else None
     # `delay`: an output that fails its checks ends before the bar is drawn, so the error stands alone.
-    with tqdm(total=info.num_frames_estimate or None, unit="frame", disable=quiet, dynamic_ncols=True, delay=0.5) as bar:
-        if frames_out is not None:
+    with tqdm(total=total, unit="frame", disable=quiet, dynamic_ncols=True, delay=0.5) as bar:
+        if streaming:
+            result = upscale_stream(src, output, cfg, input_format=input_format, input_options=input_options,
+                                    output_format=output_format, output_options=output_options,
+                                    on_progress=bar.update, on_warning=_echo_warning)
+        elif frames_out is not None:
             result = upscale_to_frames(src, frames_out, cfg, image_format=frames_format, info=info,
                                        on_progress=bar.update, on_warning=_echo_warning)
         else:
@@ -160,9 +188,10 @@ def upscale(ctx: click.Context, src: Path, output: Path | None, frames_out: Path
         # bar once more, on the real count. No refresh() here: it would draw a bar that `delay` held back.
         bar.total = bar.n
     if not quiet:
-        click.echo(
-            f"wrote {result.output} ({result.codec}): {result.frames} frames in {result.seconds:.1f} s "
-            f"({result.fps:.2f} fps end to end, SR stage {result.upscale_fps:.2f} fps)"
+        where = "stdout" if output == "-" else output if streaming else result.output
+        click.echo(  # on stderr when the video itself goes to stdout
+            f"wrote {where} ({result.codec}): {result.frames} frames in {result.seconds:.1f} s "
+            f"({result.fps:.2f} fps end to end, SR stage {result.upscale_fps:.2f} fps)", err=output == "-"
         )
 
 

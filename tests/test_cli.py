@@ -33,7 +33,8 @@ def test_commands_have_help_with_working_examples(command: click.Command) -> Non
     for words in examples:
         assert words[1] in cli.commands, f"example runs an unknown command: {' '.join(words)}"
         if words[1] == command.name:
-            unknown = [w.split("=")[0] for w in words[2:] if w.startswith("-") and w.split("=")[0] not in known]
+            # A bare "-" is stdin/stdout, not an option.
+            unknown = [w.split("=")[0] for w in words[2:] if w.startswith("-") and w != "-" and w.split("=")[0] not in known]
             assert not unknown, f"example uses options {command.name} does not have: {unknown}"
 
 

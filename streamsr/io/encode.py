@@ -1,8 +1,10 @@
 """PyAVEncoder: encode upscaled frames at their source pts and stream-copy every other stream.
 
-Audio, subtitles, data and attachments are copied packet for packet from a second demux of the
-source, interleaved by time with the video; chapters and metadata are copied too. Nothing is
-re-encoded unless the output container cannot hold a stream, and then we say so.
+Audio, subtitles, data and attachments are copied packet for packet, interleaved by time with the
+video: from a second demux of a source file, or from the one read of a pipe or network source
+(`StreamSource`). Chapters and metadata are copied too. Nothing is re-encoded unless the output
+container cannot hold a stream, and then we say so. The output may be a file, stdout (``-``) or
+a URL FFmpeg writes to.
 """
 
 from __future__ import annotations
@@ -30,12 +32,24 @@ from .codecs import (
 )
 from .probe import open_input
 from .pyav import swscale_matrix
+from .stream import StreamSource, ffmpeg_location, is_stream_location
 
 Warn = Callable[[str], None]
 
 # Tags that muxers compute from the data: copying the source's would describe the wrong file.
+_MP4_FORMATS = {"mp4", "mov", "ipod", "ismv", "3gp"}
+_MP4_SUFFIXES = (".mp4", ".mov", ".m4v")
+
 _STALE_TAGS = {"encoder", "duration", "number_of_frames", "number_of_bytes", "bps", "_statistics_tags",
                "_statistics_writing_app", "_statistics_writing_date_utc"}
+
+
+def known_codecs(out: av.container.OutputContainer) -> frozenset[str]:
+    """The codecs the muxer says it holds; empty where it does not say. Muxers without a codec
+    table (MPEG-TS, segment, HLS, Ogg...) answer only for their default codecs, a short list
+    that would refuse H.264 in MPEG-TS: those are left to refuse a stream when they meet it."""
+    listed = out.supported_codecs
+    return frozenset(listed) if len(listed) > 12 else frozenset()
 
 
 def _fresh_tags(tags: dict[str, str]) -> dict[str, str]:
@@ -51,23 +65,34 @@ class PyAVEncoder:
     """
 
     def __init__(
-        self, path: str | Path, source: str | Path | None, info: VideoInfo, *, scale: int,
+        self, path: str | Path, source: str | Path | StreamSource | None, info: VideoInfo, *, scale: int,
         config: EncodeConfig | None = None, warn: Warn | None = None, fmt: str | None = None,
+        options: dict[str, str] | None = None,
     ) -> None:
-        self.path, self.info, self.scale = Path(path), info, scale
+        self.location, self.info, self.scale = str(path), info, scale
         self.config = cfg = config or EncodeConfig()
         self._warn = warn or (lambda _msg: None)
+        streaming = is_stream_location(self.location)
+        self._mp4 = fmt in _MP4_FORMATS if fmt else Path(self.location.split("?")[0]).suffix.lower() in _MP4_SUFFIXES
         try:
             # MP4/MOV muxers drop tags they do not know (e.g. Apple's com.apple.quicktime.*)
-            # unless told to keep them.
-            options = {}
-            if self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
-                options["movflags"] = "use_metadata_tags" + ("+faststart" if cfg.faststart else "")
-            self._out = av.open(str(self.path), "w", format=fmt, options=options)
-        except (av.FFmpegError, ValueError) as e:
-            raise EncodeError(f"{self.path}: cannot create output ({e})") from e
-        # Without a source file (a camera), there are no other streams to copy.
-        self._src = open_input(source) if source is not None else None
+            # unless told to keep them. Written where nothing can seek back, MP4 must be fragmented.
+            muxer_options = {}
+            if self._mp4:
+                layout = "+frag_keyframe+empty_moov+default_base_moof" if streaming else "+faststart" if cfg.faststart else ""
+                muxer_options["movflags"] = "use_metadata_tags" + layout
+            muxer_options.update(options or {})
+            self._out = av.open(ffmpeg_location(self.location, output=True), "w", format=fmt, options=muxer_options)
+        except (av.FFmpegError, OSError, ValueError) as e:  # OSError: a network sink that refuses
+            raise EncodeError(f"{self.location}: cannot create output ({e})") from e
+        self._known_codecs = known_codecs(self._out)
+        # Without a source (a camera), there are no other streams to copy. A stream source is read
+        # once: its other packets come from that read, and its owner closes it.
+        self._stream_source = source if isinstance(source, StreamSource) else None
+        if self._stream_source is not None:
+            self._src: av.container.InputContainer | None = self._stream_source.container
+        else:
+            self._src = open_input(source) if source is not None else None
         try:
             self._setup_video(cfg)
             self._copies: dict[int, av.stream.Stream] = {}
@@ -94,7 +119,7 @@ class PyAVEncoder:
         width, height = info.width * self.scale, info.height * self.scale
         self.codec = codec = resolve_codec(cfg.codec, width=width, height=height, source_pix_fmt=info.pix_fmt,
                                            bit_depth=info.bit_depth, pix_fmt=cfg.pix_fmt)
-        if codec not in self._out.supported_codecs and self._out.supported_codecs:
+        if codec not in self._known_codecs and self._known_codecs:
             fmt_name = self._out.format.name
             raise EncodeError(f"the {fmt_name} container cannot hold {codec} video; choose another --codec or output suffix (.mkv holds all)")
         self.pix_fmt = choose_pix_fmt(codec, info.pix_fmt, info.bit_depth, cfg.pix_fmt)
@@ -105,7 +130,7 @@ class PyAVEncoder:
             raise EncodeError(f"cannot open video encoder {codec!r} ({e})") from e
         v.width, v.height = width, height
         v.pix_fmt = self.pix_fmt
-        if codec in ("libx265", "hevc_nvenc") and self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
+        if codec in ("libx265", "hevc_nvenc") and self._mp4:
             v.codec_context.codec_tag = "hvc1"  # Apple's players and browsers open HEVC in MP4 only as hvc1
         # Keep the source's time base so every pts is copied exactly (VFR stays VFR).
         v.time_base = info.time_base
@@ -145,7 +170,7 @@ class PyAVEncoder:
     def _setup_other_streams(self, cfg: EncodeConfig) -> None:
         if self._src is None:
             return
-        supported = self._out.supported_codecs
+        supported = self._known_codecs
         for s in self._src.streams:
             if s.index == self._video_src_index:
                 continue
@@ -200,7 +225,7 @@ class PyAVEncoder:
     # -- other streams -----------------------------------------------------------------------
 
     def _other_packets(self) -> Iterator[av.Packet]:
-        if self._src is None:
+        if self._src is None or self._stream_source is not None:
             return
         wanted = [s for s in self._src.streams if s.index in self._copies or s.index in self._audio_encoders]
         if not wanted:
@@ -210,15 +235,28 @@ class PyAVEncoder:
                 continue
             yield packet
 
+    def _take_other(self) -> av.Packet | None:
+        """The next packet to copy, or None if there is none (yet, for a stream source)."""
+        if self._stream_source is None:
+            return next(self._pending, None)
+        while (packet := self._stream_source.take_other()) is not None:
+            if packet.stream.index in self._copies or packet.stream.index in self._audio_encoders:
+                return packet
+        return None
+
     def _mux_others_until(self, seconds: float) -> None:
         """Mux copied packets up to `seconds`, so streams stay interleaved in the file."""
-        while self._next_other is not None:
+        while True:
+            if self._next_other is None:
+                self._next_other = self._take_other()
+                if self._next_other is None:
+                    return
             p = self._next_other
             ts = p.dts if p.dts is not None else p.pts
             if ts is not None and p.time_base is not None and float(ts * p.time_base) > seconds:
                 return
             self._mux_other(p)
-            self._next_other = next(self._pending, None)
+            self._next_other = None
 
     def _mux_other(self, packet: av.Packet) -> None:
         index = packet.stream.index
@@ -281,10 +319,12 @@ class PyAVEncoder:
     def close(self) -> None:
         """Flush the encoder, copy the remaining packets, write the trailer."""
         self._encode(None)  # frames the encoder still holds
+        if self._stream_source is not None:
+            self._stream_source.finish()  # audio after the last video packet
         self._mux_others_until(math.inf)
         for out, _ in self._audio_encoders.values():
             self._out.mux(out.encode(None))
-        if self._src is not None:
+        if self._src is not None and self._stream_source is None:
             self._src.close()
         self._out.close()
         if self.frames_dropped:
@@ -294,7 +334,8 @@ class PyAVEncoder:
 
     def abort(self) -> None:
         """Close both files without finalising the output (the caller deletes it)."""
-        for container in (getattr(self, "_src", None), getattr(self, "_out", None)):
+        owned_source = getattr(self, "_src", None) if getattr(self, "_stream_source", None) is None else None
+        for container in (owned_source, getattr(self, "_out", None)):
             if container is not None:
                 with contextlib.suppress(av.FFmpegError, OSError, ValueError):
                     container.close()

@@ -115,6 +115,17 @@ def is_variable_rate(steps: list[int], tb: Fraction) -> bool:
     return False
 
 
+def frame_rate(stream: av.video.stream.VideoStream, steps: list[int]) -> Fraction:
+    """The stream's frame rate: as declared, unless its pts steps say otherwise."""
+    fps = Fraction(stream.average_rate or stream.guessed_rate or 0)
+    if steps and min(steps) > 0:
+        measured = 1 / (Fraction(sorted(steps)[len(steps) // 2]) * Fraction(stream.time_base))
+        # Some muxers report the time base as the rate (Matroska: 1000 fps); trust the pts.
+        if not fps or not measured / 2 < fps < measured * 2:
+            fps = measured.limit_denominator(1001)
+    return fps
+
+
 def _ratio(num: int, den: int) -> float:
     return num / den if den else 0.0
 
@@ -161,29 +172,32 @@ def probe(path: str | Path) -> VideoInfo:
         steps = _frame_steps(container, stream)
         tb = Fraction(stream.time_base)
         variable = is_variable_rate(steps, tb)
-        fps = Fraction(stream.average_rate or stream.guessed_rate or 0)
-        if steps and min(steps) > 0:
-            measured = 1 / (Fraction(sorted(steps)[len(steps) // 2]) * tb)
-            # Some muxers report the time base as the rate (Matroska: 1000 fps); trust the pts.
-            if not fps or not measured / 2 < fps < measured * 2:
-                fps = measured.limit_denominator(1001)
+        fps = frame_rate(stream, steps)
         duration = None
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
         elif container.duration is not None:
             duration = container.duration / av.time_base
         estimate = stream.frames or (math.ceil(duration * fps) if duration and fps else 0)
-        mastering, light = hdr_metadata(first)
-        color = ColorInfo(
-            primaries=int(first.color_primaries), transfer=int(first.color_trc),
-            matrix=int(first.colorspace), range=int(first.color_range),
-            mastering_display=mastering, content_light=light,
-        )
         return VideoInfo(
             width=width, height=height, fps=fps, time_base=Fraction(stream.time_base),
             num_frames_estimate=int(estimate), codec=codec, pix_fmt=first.format.name,
-            bit_depth=bit_depth_of(first.format.name), color=color,
+            bit_depth=bit_depth_of(first.format.name), color=color_of(first),
             rotation_degrees=int(first.rotation or 0), duration_seconds=duration,
             variable_frame_rate=variable, container=container.format.name,
-            streams=tuple(_stream_info(s) for s in container.streams),
+            streams=stream_infos(container),
         )
+
+
+def color_of(frame: av.VideoFrame) -> ColorInfo:
+    """A decoded frame's colour description, HDR10 static metadata included."""
+    mastering, light = hdr_metadata(frame)
+    return ColorInfo(
+        primaries=int(frame.color_primaries), transfer=int(frame.color_trc),
+        matrix=int(frame.colorspace), range=int(frame.color_range),
+        mastering_display=mastering, content_light=light,
+    )
+
+
+def stream_infos(container: av.container.InputContainer) -> tuple[StreamInfo, ...]:
+    return tuple(_stream_info(s) for s in container.streams)

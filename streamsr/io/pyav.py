@@ -13,6 +13,7 @@ import torch
 from ..errors import DecodeError
 from ..frames import FrameBatch, VideoInfo
 from .probe import open_input, probe
+from .stream import StreamSource
 
 
 def rgb_format(bit_depth: int) -> str:
@@ -47,17 +48,27 @@ class PyAVDecoder:
     Iterating yields `FrameBatch`es of up to `batch` frames: (N, 3, H, W) RGB, uint8 for 8-bit
     sources and uint16 for 10/12-bit ones, each frame with its own pts (never fps x index).
     After iteration, `frames_decoded` is the count and `error` holds a mid-file decode error.
+
+    With `source` (a pipe or network stream, read once) it decodes that read's video packets,
+    starting with the frames the source decoded to describe itself; `path` is then unused.
     """
 
-    def __init__(self, path: str | Path, *, batch: int = 4, threads: int = 0, info: VideoInfo | None = None) -> None:
-        self.path = Path(path)
-        self.info = info or probe(self.path)
+    def __init__(self, path: str | Path | None, *, batch: int = 4, threads: int = 0, info: VideoInfo | None = None,
+                 source: StreamSource | None = None) -> None:
+        self._source = source
         self.batch = batch
-        self._container = open_input(self.path)
-        self._stream = self._container.streams.video[0]
-        # Frame threading: a large speed-up for H.264/HEVC at the price of a few frames' latency.
-        self._stream.thread_type = "AUTO"
-        self._stream.codec_context.thread_count = threads
+        if source is not None:
+            self.path: Path | str = source.location
+            self.info = source.info
+            self._container, self._stream = source.container, source.video
+        else:
+            self.path = Path(path)
+            self.info = info or probe(self.path)
+            self._container = open_input(self.path)
+            self._stream = self._container.streams.video[0]
+            # Frame threading: a large speed-up for H.264/HEVC at the price of a few frames' latency.
+            self._stream.thread_type = "AUTO"
+            self._stream.codec_context.thread_count = threads
         self._fmt = rgb_format(self.info.bit_depth)
         self.frames_decoded = 0
         self.packets_damaged = 0
@@ -74,26 +85,41 @@ class PyAVDecoder:
         """(rgb HWC array, pts) per frame, in presentation order as FFmpeg outputs them."""
         last_pts = -1
         try:
-            for packet in self._container.demux(self._stream):
-                try:
-                    decoded = packet.decode()
-                except av.InvalidDataError:
-                    self.packets_damaged += 1
-                    continue
-                for frame in decoded:
-                    # A frame with no pts (rare, broken muxers) gets the next tick after the last one.
-                    pts = frame.pts if frame.pts is not None else last_pts + 1
-                    if self._step and self._last_pts is not None and pts - self._last_pts > 1.5 * self._step:
-                        self.frames_skipped += round((pts - self._last_pts) / self._step) - 1
-                    last_pts = pts
-                    self._last_pts = pts
-                    yield frame_to_rgb(frame, self._fmt), pts
-                    self.frames_decoded += 1
+            for frame in self._decoded():
+                # A frame with no pts (rare, broken muxers) gets the next tick after the last one.
+                pts = frame.pts if frame.pts is not None else last_pts + 1
+                if self._step and self._last_pts is not None and pts - self._last_pts > 1.5 * self._step:
+                    self.frames_skipped += round((pts - self._last_pts) / self._step) - 1
+                last_pts = pts
+                self._last_pts = pts
+                yield frame_to_rgb(frame, self._fmt), pts
+                self.frames_decoded += 1
         except av.FFmpegError as e:
             self.error = DecodeError(
                 f"{self.path}: decoding stopped after {self.frames_decoded} frames ({e})",
                 frames_done=self.frames_decoded,
             )
+        if self._source is not None and self._source.error is not None and self.error is None:
+            self.error = DecodeError(
+                f"{self.path}: the stream broke off after {self.frames_decoded} frames ({self._source.error})",
+                frames_done=self.frames_decoded,
+            )
+
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        """Decoded frames in output order; a packet the decoder refuses is counted and skipped."""
+        if self._source is not None:
+            yield from self._source.first_frames
+            self._source.first_frames = []
+            packets: Iterator[av.Packet] = self._source.video_packets()
+        else:
+            packets = self._container.demux(self._stream)
+        for packet in packets:
+            try:
+                decoded = packet.decode()
+            except av.InvalidDataError:
+                self.packets_damaged += 1
+                continue
+            yield from decoded
 
     def __iter__(self) -> Iterator[FrameBatch]:
         arrays: list[np.ndarray] = []
@@ -135,7 +161,8 @@ class PyAVDecoder:
         return missing if missing > 2 else 0
 
     def close(self) -> None:
-        self._container.close()
+        if self._source is None:  # a stream source is closed by its owner, after the muxer copied from it
+            self._container.close()
 
     def __enter__(self) -> PyAVDecoder:
         return self

@@ -1,0 +1,160 @@
+"""Sources and sinks that are not regular files: stdin/stdout (``-``) and anything FFmpeg opens by
+URL (``http(s)://``, ``rtsp://``, ``rtmp://``, ``srt://``, ``udp://``, ``tcp://``, ``file:``).
+
+Such a source can be read only once, in order, without seeking. `StreamSource` therefore opens
+it once and demuxes every stream from that one read: video packets go to the decoder, the others
+(audio, subtitles) wait in a queue for the muxer to copy. Its description (`VideoInfo`) comes from
+the same read: the first frame is decoded there and handed to the decoder, not decoded twice.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import re
+from collections.abc import Iterator
+from fractions import Fraction
+
+import av
+
+from ..errors import InputError
+from ..frames import VideoInfo
+from .probe import bit_depth_of, color_of, frame_rate, is_variable_rate, stream_infos
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_LOOKAHEAD_PACKETS = 64
+"""Video packets read ahead at open to tell constant from variable frame rate (about 2 s of video)."""
+
+
+def is_stream_location(location: str) -> bool:
+    """True for ``-`` (stdin/stdout) and URLs; False for paths (a Windows drive letter is a path)."""
+    return location == "-" or (_URL.match(location) is not None and not re.match(r"^[A-Za-z]:[\\/]", location))
+
+
+def ffmpeg_location(location: str, *, output: bool) -> str:
+    """The name FFmpeg opens: ``-`` is its pipe protocol on stdout or stdin."""
+    if location == "-":
+        return "pipe:1" if output else "pipe:0"
+    return location
+
+
+def parse_options(pairs: tuple[str, ...] | list[str], what: str) -> dict[str, str]:
+    """``key=value`` strings as a dict; raises `ValueError` naming the malformed one."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{what} must be key=value, got {pair!r}")
+        options[key] = value
+    return options
+
+
+class StreamSource:
+    """One read of a source: demuxes all its streams once, in order.
+
+    `video_packets()` is consumed by the decoder (on the decoding thread); the other streams'
+    packets collect in `take_other()`'s queue as the demux passes them. `finish()` reads the rest
+    of the source after the video ended (the muxer calls it at close), so trailing audio is kept.
+    """
+
+    def __init__(self, location: str, *, fmt: str | None = None, options: dict[str, str] | None = None,
+                 timeout: float | None = 30.0) -> None:
+        self.location = location
+        try:
+            self.container = av.open(ffmpeg_location(location, output=False), "r", format=fmt, options=options or {},
+                                     metadata_errors="ignore", timeout=timeout)
+        except (av.FFmpegError, OSError) as e:  # OSError: a refused or dropped connection
+            raise InputError(f"{location}: cannot open ({e.strerror or e})") from e
+        except ValueError as e:  # an unknown -f name
+            raise InputError(f"{location}: {e}") from e
+        if not self.container.streams.video:
+            kinds = ", ".join(s.type for s in self.container.streams) or "no streams"
+            self.container.close()
+            raise InputError(f"{location}: has no video stream ({kinds})")
+        self.video = self.container.streams.video[0]
+        self.video.thread_type = "AUTO"
+        self._demux = self.container.demux()
+        self._video: collections.deque[av.Packet] = collections.deque()
+        self._other: collections.deque[av.Packet] = collections.deque()
+        self._ended = False
+        self.error: av.FFmpegError | None = None
+        """What ended the demux early (a dropped connection), if anything."""
+        self.first_frames: list[av.VideoFrame] = []
+        """Frames decoded to describe the source; the decoder yields them first."""
+        self.info = self._describe()
+
+    def _pull(self) -> bool:
+        """Read one packet into its queue; False once the source has ended."""
+        if self._ended:
+            return False
+        try:
+            packet = next(self._demux)
+        except StopIteration:
+            self._ended = True
+            return False
+        except av.FFmpegError as e:
+            self.error, self._ended = e, True
+            return False
+        is_video = packet.stream.index == self.video.index
+        if packet.size == 0 and not is_video:  # end-of-stream marker; the video's flushes the decoder
+            return True
+        (self._video if is_video else self._other).append(packet)
+        return True
+
+    def video_packets(self) -> Iterator[av.Packet]:
+        while True:
+            if self._video:
+                yield self._video.popleft()
+            elif not self._pull():
+                return
+
+    def take_other(self) -> av.Packet | None:
+        """The next non-video packet read so far, or None if none is waiting."""
+        return self._other.popleft() if self._other else None
+
+    def finish(self) -> None:
+        """Read to the end, keeping the other streams' packets (the video has been decoded)."""
+        while self._pull():
+            self._video.clear()
+
+    def _describe(self) -> VideoInfo:
+        stream = self.video
+        packets = self.video_packets()
+        while not self.first_frames:
+            packet = next(packets, None)
+            try:
+                self.first_frames.extend(packet.decode() if packet is not None else stream.codec_context.decode(None))
+            except av.FFmpegError as e:
+                raise InputError(f"{self.location}: the video stream does not decode ({e})") from e
+            if packet is None and not self.first_frames:
+                raise InputError(f"{self.location}: {self._no_frame_reason()}")
+        first = self.first_frames[0]
+        while len(self._video) < _LOOKAHEAD_PACKETS and self._pull():
+            pass
+        times = sorted([f.pts for f in self.first_frames if f.pts is not None]
+                       + [p.pts for p in self._video if p.pts is not None])[:48]
+        steps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        tb = Fraction(stream.time_base)
+        fps = frame_rate(stream, steps)
+        duration = self.container.duration / av.time_base if self.container.duration else None
+        cc = stream.codec_context
+        return VideoInfo(
+            width=cc.width, height=cc.height, fps=fps, time_base=tb,
+            num_frames_estimate=math.ceil(duration * fps) if duration and fps else 0,
+            codec=cc.name, pix_fmt=first.format.name, bit_depth=bit_depth_of(first.format.name),
+            color=color_of(first), rotation_degrees=int(first.rotation or 0), duration_seconds=duration,
+            variable_frame_rate=is_variable_rate(steps, tb), container=self.container.format.name,
+            streams=stream_infos(self.container),
+        )
+
+    def _no_frame_reason(self) -> str:
+        if self.error is None:
+            return "the video stream ended before its first frame"
+        if "mp4" in self.container.format.name and self.location == "-":
+            # MP4 written without faststart keeps its index after the data: reading it needs a seek back.
+            return ("an MP4 with its index at the end cannot be read from a pipe; give the file's path, "
+                    "or remux it with its index first (ffmpeg -i in.mp4 -c copy -movflags faststart out.mp4)")
+        return f"the stream broke off before its first frame ({self.error.strerror or self.error})"
+
+    def close(self) -> None:
+        self.container.close()

@@ -1,0 +1,120 @@
+"""upscale_stream(): upscale from a pipe or network source, or into stdout or a network sink.
+
+The source is read once (`io.stream.StreamSource`): the decoder and the stream copy share that
+read, nothing seeks, and no duration is needed. A file output is still written under a hidden
+name and renamed when complete; stdout and URLs cannot be, so a failure there ends the stream
+where it stopped (the exit code says so) and leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import av
+
+from .engine import Upscaler
+from .errors import DecodeError, EncodeError, OutputError
+from .io.codecs import resolve_codec
+from .io.encode import PyAVEncoder
+from .io.pyav import PyAVDecoder
+from .io.stream import StreamSource, is_stream_location
+from .partials import remove_partial, stale_partials, temporary_path
+from .pipeline import (
+    Progress,
+    UpscaleConfig,
+    UpscaleResult,
+    Warn,
+    _check_complete,
+    _Warnings,
+    check_output,
+    check_scale,
+    make_upscaler,
+    run_stages,
+)
+
+
+def upscale_stream(
+    src: str | Path,
+    dst: str | Path,
+    config: UpscaleConfig | None = None,
+    *,
+    input_format: str | None = None,
+    input_options: dict[str, str] | None = None,
+    output_format: str | None = None,
+    output_options: dict[str, str] | None = None,
+    upscaler: Upscaler | None = None,
+    on_progress: Progress | None = None,
+    on_warning: Warn | None = None,
+) -> UpscaleResult:
+    """Upscale `src` into `dst`, either of which may be ``-`` (stdin/stdout) or a URL.
+
+    `input_format`/`output_format` name FFmpeg's demuxer/muxer (``matroska``, ``mpegts``,
+    ``flv``...); an output with no suffix to tell it (stdout, most URLs) needs one.
+    `input_options`/`output_options` go to FFmpeg's demuxer/muxer and protocol
+    (``rtsp_transport=tcp``, ``listen=1``, ``reconnect=1``...).
+
+    Raises:
+        InputError: the source cannot be opened or has no decodable video.
+        OutputError: the output needs a format, or cannot be opened.
+        DecodeError: the source broke off or is damaged part-way (what decoded was written).
+    """
+    cfg = config or UpscaleConfig()
+    warn = _Warnings(on_warning)
+    src, dst = str(src), str(dst)
+    to_stream = is_stream_location(dst)
+    if not to_stream:
+        check_output(Path(src), Path(dst), overwrite=cfg.overwrite)
+    elif output_format is None and dst == "-":
+        raise OutputError("-: writing to stdout needs a container format; pass -f (e.g. -f matroska, -f mpegts)")
+    if upscaler is None:
+        upscaler = make_upscaler(cfg, on_warning=warn)
+    check_scale(upscaler, cfg.scale)
+    source = StreamSource(src, fmt=input_format, options=input_options)
+    info = source.info
+    target = dst
+    try:
+        codec = resolve_codec(cfg.encode.codec, width=info.width * upscaler.scale, height=info.height * upscaler.scale,
+                              source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt,
+                              container=".webm" if output_format == "webm" else Path(dst.split("?")[0]).suffix)
+        if not to_stream:
+            for leftover in stale_partials(Path(dst)):
+                remove_partial(leftover)
+            target = str(temporary_path(Path(dst)))
+        decoder = PyAVDecoder(None, batch=upscaler.batch_for(info.height, info.width), source=source)
+        start = time.perf_counter()
+        try:
+            encoder = PyAVEncoder(target, source, info, scale=upscaler.scale, config=cfg.encode, warn=warn,
+                                  fmt=output_format, options=output_options)
+        except EncodeError as e:
+            raise OutputError(f"{dst}: cannot write there: {e}") from None
+        try:
+            times = run_stages(iter(decoder), upscaler.stream, encoder.write, queue_size=cfg.queue_size,
+                               on_progress=on_progress)
+            if encoder.frames_written == 0:
+                raise DecodeError(f"{src}: no frame could be decoded")
+            encoder.close()
+        except (av.FFmpegError, OSError) as e:
+            # The muxer's own errors: a sink that refused the connection (opened at the first
+            # packet), closed it, or a full disk.
+            encoder.abort()
+            raise OutputError(f"{dst}: cannot write there: {e.strerror or e}") from e
+        except BaseException:
+            encoder.abort()
+            raise
+        if not to_stream:
+            os.replace(target, dst)
+    except BaseException:
+        if not to_stream:
+            Path(target).unlink(missing_ok=True)
+        raise
+    finally:
+        source.close()
+    result = UpscaleResult(Path(dst), encoder.frames_written, time.perf_counter() - start, *times,
+                           warnings=tuple(warn.messages), codec=codec)
+    _check_complete(decoder, Path(src), result)
+    return result
+
+
+__all__ = ["upscale_stream"]
