@@ -119,7 +119,11 @@ def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> 
 @click.option("--output-option", multiple=True, metavar="KEY=VALUE", help="FFmpeg muxer/protocol option (repeatable).")
 @click.option("--input-format", help="Input container (FFmpeg demuxer), where the source does not tell it.")
 @click.option("--input-option", multiple=True, metavar="KEY=VALUE",
-              help="FFmpeg demuxer/protocol option (repeatable), e.g. rtsp_transport=tcp, listen=1, reconnect=1.")
+              help="FFmpeg demuxer/protocol option (repeatable), e.g. rtsp_transport=tcp, listen=1.")
+@click.option("--live-policy", type=click.Choice(["auto", "drop", "wait"]), default="auto", show_default=True,
+              help="drop: skip frames the model has no time for, keeping real time; wait: never drop. "
+                   "auto: drop for live network streams and capture devices, wait otherwise.")
+@click.option("--reconnect", is_flag=True, help="Reconnect an http(s) source that drops (FFmpeg's reconnect options).")
 @click.option("--frames-out", type=click.Path(file_okay=False, path_type=Path),
               help="Write the frames as numbered images into this folder (with timestamps.txt) instead of a video.")
 @click.option("--frames-format", type=click.Choice(list(SEQUENCE_FORMATS)), default="png", show_default=True,
@@ -127,8 +131,8 @@ def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> 
 @upscale_options
 @click.pass_context
 def upscale(ctx: click.Context, src: str, output: str | None, output_format: str | None, output_option: tuple[str, ...],
-            input_format: str | None, input_option: tuple[str, ...], frames_out: Path | None, frames_format: str,
-            pipeline: str, quiet: bool, **options: Any) -> None:
+            input_format: str | None, input_option: tuple[str, ...], live_policy: str, reconnect: bool,
+            frames_out: Path | None, frames_format: str, pipeline: str, quiet: bool, **options: Any) -> None:
     """Upscale one video or image. A video keeps its audio, subtitles, chapters, metadata and
     timestamps; an image (PNG, JPEG, WebP, TIFF, BMP) keeps its format, depth, alpha, ICC profile
     and EXIF data, turned upright.
@@ -145,14 +149,14 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
     """
     from .images import is_image, upscale_image
     from .io.probe import probe
-    from .io.stream import is_stream_location, parse_options
+    from .io.stream import is_stream_location, parse_options, reconnect_options
     from .pipeline import upscale_file, upscale_to_frames
     from .streaming import upscale_stream
 
     if frames_out is not None and output is not None:
         raise click.UsageError("give either -o (a video) or --frames-out (a folder of images), not both")
     streaming = (is_stream_location(src) or (output is not None and is_stream_location(output))
-                 or any((output_format, output_option, input_format, input_option)))
+                 or any((output_format, output_option, input_format, input_option, reconnect, live_policy != "auto")))
     if streaming and frames_out is not None:
         raise click.UsageError("--frames-out reads a video file; pipes, URLs and -f/--input-format write videos only")
     if streaming and output is None:
@@ -160,6 +164,8 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
     try:
         input_options = parse_options(input_option, "--input-option")
         output_options = parse_options(output_option, "--output-option")
+        if reconnect:
+            input_options = {**reconnect_options(src), **input_options}
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     cfg = build_config(ctx, pipeline, options)
@@ -178,7 +184,7 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
         if streaming:
             result = upscale_stream(src, output, cfg, input_format=input_format, input_options=input_options,
                                     output_format=output_format, output_options=output_options,
-                                    on_progress=bar.update, on_warning=_echo_warning)
+                                    live_policy=live_policy, on_progress=bar.update, on_warning=_echo_warning)
         elif frames_out is not None:
             result = upscale_to_frames(src, frames_out, cfg, image_format=frames_format, info=info,
                                        on_progress=bar.update, on_warning=_echo_warning)

@@ -192,12 +192,17 @@ def run_stages(
     *,
     queue_size: int = 4,
     on_progress: Progress | None = None,
+    on_drop: Progress | None = None,
 ) -> tuple[float, float, float]:
     """Drive decode (thread) -> upscale (this thread) -> write (thread) through bounded queues.
 
     `upscale` maps a stream of batches to a stream of upscaled batches (so a GPU engine can keep
     several in flight). Returns the busy seconds of (decode, upscale, write). The first error in any stage stops
     all three and is re-raised here; so is Ctrl-C.
+
+    With `on_drop`, a decoded batch that finds the upscaler's queue full is dropped (its frame
+    count passed to `on_drop`) instead of waiting: a live source is then read in real time and
+    the output holds the frames the model kept up with, each at its own pts.
     """
     decoded: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
     upscaled: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
@@ -205,10 +210,16 @@ def run_stages(
 
     def decode_loop() -> None:
         it = iter(batches)
-        while True:
+        while not stop.is_set():
             t = time.perf_counter()
             batch = next(it, _DONE)
             decoder.busy_seconds += time.perf_counter() - t
+            if on_drop is not None and batch is not _DONE:
+                try:
+                    decoded.put_nowait(batch)
+                except queue.Full:
+                    on_drop(len(batch))
+                continue
             if not _put(decoded, batch, stop) or batch is _DONE:
                 return
 

@@ -19,7 +19,7 @@ from .errors import DecodeError, EncodeError, OutputError
 from .io.codecs import resolve_codec
 from .io.encode import PyAVEncoder
 from .io.pyav import PyAVDecoder
-from .io.stream import StreamSource, is_stream_location
+from .io.stream import LIVE_POLICIES, StreamSource, is_live, is_stream_location
 from .partials import remove_partial, stale_partials, temporary_path
 from .pipeline import (
     Progress,
@@ -44,6 +44,7 @@ def upscale_stream(
     input_options: dict[str, str] | None = None,
     output_format: str | None = None,
     output_options: dict[str, str] | None = None,
+    live_policy: str = "auto",
     upscaler: Upscaler | None = None,
     on_progress: Progress | None = None,
     on_warning: Warn | None = None,
@@ -55,6 +56,11 @@ def upscale_stream(
     `input_options`/`output_options` go to FFmpeg's demuxer/muxer and protocol
     (``rtsp_transport=tcp``, ``listen=1``, ``reconnect=1``...).
 
+    `live_policy`: ``drop`` skips frames the model has no time for, so a live source is read in
+    real time (each kept frame keeps its pts; a warning counts the rest); ``wait`` never drops,
+    and warns when the output fell behind the source's clock; ``auto`` drops for live sources
+    (network streams such as RTSP/RTMP/SRT/UDP/TCP, capture devices) and waits for the rest.
+
     Raises:
         InputError: the source cannot be opened or has no decodable video.
         OutputError: the output needs a format, or cannot be opened.
@@ -63,6 +69,10 @@ def upscale_stream(
     cfg = config or UpscaleConfig()
     warn = _Warnings(on_warning)
     src, dst = str(src), str(dst)
+    if live_policy not in LIVE_POLICIES:
+        raise ValueError(f"live_policy must be one of {', '.join(LIVE_POLICIES)}, got {live_policy!r}")
+    drop = live_policy == "drop" or (live_policy == "auto" and is_live(src, input_format))
+    dropped = [0]
     to_stream = is_stream_location(dst)
     if not to_stream:
         check_output(Path(src), Path(dst), overwrite=cfg.overwrite)
@@ -91,7 +101,7 @@ def upscale_stream(
             raise OutputError(f"{dst}: cannot write there: {e}") from None
         try:
             times = run_stages(iter(decoder), upscaler.stream, encoder.write, queue_size=cfg.queue_size,
-                               on_progress=on_progress)
+                               on_progress=on_progress, on_drop=_counter(dropped) if drop else None)
             if encoder.frames_written == 0:
                 raise DecodeError(f"{src}: no frame could be decoded")
             encoder.close()
@@ -111,10 +121,22 @@ def upscale_stream(
         raise
     finally:
         source.close()
-    result = UpscaleResult(Path(dst), encoder.frames_written, time.perf_counter() - start, *times,
-                           warnings=tuple(warn.messages), codec=codec)
+    seconds = time.perf_counter() - start
+    if dropped[0]:
+        warn(f"{dropped[0]} frame(s) dropped to keep up with the source in real time (--live-policy drop)")
+    elif is_live(src, input_format) and decoder.stream_seconds() < seconds - 1:
+        warn(f"the output fell {seconds - decoder.stream_seconds():.1f} s behind the live source "
+             f"(--live-policy drop keeps real time by skipping frames)")
+    result = UpscaleResult(Path(dst), encoder.frames_written, seconds, *times, warnings=tuple(warn.messages), codec=codec)
     _check_complete(decoder, Path(src), result)
     return result
+
+
+
+def _counter(total: list[int]) -> Progress:
+    def add(n: int) -> None:
+        total[0] += n
+    return add
 
 
 __all__ = ["upscale_stream"]

@@ -140,3 +140,44 @@ def test_unreachable_sink_is_one_line_and_leaves_nothing(clip: Path, tmp_path: P
     assert result.exit_code == 3
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: tcp://127.0.0.1:{port}: cannot write there")
+
+
+def serve_once(data: bytes) -> tuple[int, threading.Thread]:
+    """A loopback TCP server that sends `data` to its first client at once, then hangs up: a
+    source that delivers faster than the model upscales, as a live one does."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def send() -> None:
+        with listener:
+            connection, _ = listener.accept()
+            with connection:
+                connection.sendall(data)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+@pytest.mark.parametrize("policy", ["auto", "wait"])
+def test_live_tcp_source_drops_frames_or_waits(media_dir: Path, tmp_path: Path, policy: str) -> None:
+    source = make_clip(media_dir / "live.ts", width=96, height=64, frames=48, fps=24)
+    port, server = serve_once(source.read_bytes())
+    out = tmp_path / "live.mkv"
+    # The quality model is slower than decoding: frames arrive faster than they are upscaled.
+    args = ["upscale", f"tcp://127.0.0.1:{port}", "-o", str(out), "-s", "2", "-m", "safdn-x2", "--device", "cpu",
+            "--backend", "torch", "--live-policy", policy, "-q"]
+    result = CliRunner().invoke(cli, args)
+    server.join(timeout=30)
+    assert result.exit_code == 0, result.output
+    _, source_times = video(source)
+    size, times = video(out)
+    assert size == (192, 128)
+    if policy == "wait":
+        assert len(times) == 48 and "dropped" not in result.output
+        return
+    # auto is drop for a TCP stream: fewer frames, each at its own source time, the rest counted.
+    dropped = int(result.output.split("warning: ")[1].split(" frame(s) dropped")[0])
+    assert dropped > 0 and len(times) + dropped == 48
+    start = source_times[0]
+    assert set(times) <= {round(t - start + times[0], 3) for t in source_times}  # a subset, in order
+    assert times == sorted(times)

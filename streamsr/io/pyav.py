@@ -79,6 +79,7 @@ class PyAVDecoder:
         fps, tb = self.info.fps, self.info.time_base
         self._step = float(1 / (fps * tb)) if fps and tb and not self.info.variable_frame_rate else 0.0
         self._last_pts: int | None = None
+        self._first_pts: int | None = None
         self.error: DecodeError | None = None
 
     def frames(self) -> Iterator[tuple[np.ndarray, int]]:
@@ -92,6 +93,8 @@ class PyAVDecoder:
                     self.frames_skipped += round((pts - self._last_pts) / self._step) - 1
                 last_pts = pts
                 self._last_pts = pts
+                if self._first_pts is None:
+                    self._first_pts = pts
                 yield frame_to_rgb(frame, self._fmt), pts
                 self.frames_decoded += 1
         except av.FFmpegError as e:
@@ -135,6 +138,12 @@ class PyAVDecoder:
                 arrays, pts = [], []
         if arrays:
             yield _batch(arrays, pts, tb, start)
+
+    def stream_seconds(self) -> float:
+        """Source time from the first decoded frame to the last."""
+        if self._first_pts is None or self._last_pts is None:
+            return 0.0
+        return float((self._last_pts - self._first_pts) * self.info.time_base)
 
     def frames_missing(self) -> int:
         """Frames the container announces but that did not decode (0 if it cannot tell).

@@ -31,6 +31,26 @@ def is_stream_location(location: str) -> bool:
     return location == "-" or (_URL.match(location) is not None and not re.match(r"^[A-Za-z]:[\\/]", location))
 
 
+# Protocols and capture devices that deliver in real time: they do not wait for a slow reader.
+LIVE_PROTOCOLS = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "rtmpt", "srt", "udp", "rtp", "tcp"})
+LIVE_FORMATS = frozenset({"v4l2", "video4linux2", "avfoundation", "dshow", "gdigrab", "x11grab", "kmsgrab", "decklink"})
+LIVE_POLICIES = ("auto", "drop", "wait")
+
+
+def is_live(location: str, fmt: str | None = None) -> bool:
+    """True for a source that runs in real time (a network stream or a capture device), as
+    opposed to one read at the reader's pace (a file, an HTTP download, a pipe)."""
+    scheme = location.split(":", 1)[0].lower() if _URL.match(location) else ""
+    return scheme in LIVE_PROTOCOLS or (fmt or "") in LIVE_FORMATS
+
+
+def reconnect_options(location: str) -> dict[str, str]:
+    """FFmpeg's options to reconnect an HTTP(S) source that drops; `ValueError` for others."""
+    if not location.lower().startswith(("http://", "https://")):
+        raise ValueError("--reconnect works for http(s) sources; FFmpeg cannot resume other protocols mid-stream")
+    return {"reconnect": "1", "reconnect_streamed": "1", "reconnect_on_network_error": "1", "reconnect_delay_max": "30"}
+
+
 def ffmpeg_location(location: str, *, output: bool) -> str:
     """The name FFmpeg opens: ``-`` is its pipe protocol on stdout or stdin."""
     if location == "-":
