@@ -7,7 +7,6 @@ a plain function call that a distributed engine (e.g. Ray) can run as a task as 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import threading
 import time
@@ -22,7 +21,7 @@ from .errors import DecodeError, InputError, OutputError, StreamSRError, is_disk
 from .images import is_image, upscale_image
 from .io.probe import probe
 from .partials import is_temporary
-from .pipeline import UpscaleConfig, UpscaleResult, fit_container, make_upscaler, upscale_file
+from .pipeline import UpscaleConfig, UpscaleResult, fit_container, make_upscaler, settings_fingerprint, upscale_file
 
 VIDEO_SUFFIXES = frozenset(
     [".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv", ".mxf", ".y4m"]
@@ -107,17 +106,6 @@ def find_inputs(in_dir: Path, out_dir: Path, *, pattern: str | None = None, recu
         else:
             ignored += 1
     return found, ignored
-
-
-def settings_fingerprint(cfg: UpscaleConfig, upscaler: Upscaler | None = None) -> str:
-    """What makes two outputs of one input differ: model, scale, encoder, tiling, precision."""
-    fields = dataclasses.asdict(cfg)
-    for volatile in ("overwrite", "queue_size", "batch", "device", "decoder", "cuda_graphs"):
-        fields.pop(volatile)
-    if upscaler is not None:
-        fields["model_identity"] = upscaler.model.name
-        fields["model_weights"] = upscaler.model.metadata.get("training", "")
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class Manifest:

@@ -124,6 +124,11 @@ def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> 
               help="drop: skip frames the model has no time for, keeping real time; wait: never drop. "
                    "auto: drop for live network streams and capture devices, wait otherwise.")
 @click.option("--reconnect", is_flag=True, help="Reconnect an http(s) source that drops (FFmpeg's reconnect options).")
+@click.option("--segment-seconds", type=click.FloatRange(min=0.5), metavar="N",
+              help="Cut the video at keyframes into segments of about N s, upscale them one by one and join them "
+                   "(default with --resume: 30).")
+@click.option("--resume", is_flag=True, help="Keep finished segments in a work folder beside the output; "
+                                             "a rerun after a crash or kill upscales only the missing ones.")
 @click.option("--frames-out", type=click.Path(file_okay=False, path_type=Path),
               help="Write the frames as numbered images into this folder (with timestamps.txt) instead of a video.")
 @click.option("--frames-format", type=click.Choice(list(SEQUENCE_FORMATS)), default="png", show_default=True,
@@ -132,7 +137,7 @@ def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> 
 @click.pass_context
 def upscale(ctx: click.Context, src: str, output: str | None, output_format: str | None, output_option: tuple[str, ...],
             input_format: str | None, input_option: tuple[str, ...], live_policy: str, reconnect: bool,
-            frames_out: Path | None, frames_format: str, pipeline: str, quiet: bool, **options: Any) -> None:
+            segment_seconds: float | None, resume: bool, frames_out: Path | None, frames_format: str, pipeline: str, quiet: bool, **options: Any) -> None:
     """Upscale one video or image. A video keeps its audio, subtitles, chapters, metadata and
     timestamps; an image (PNG, JPEG, WebP, TIFF, BMP) keeps its format, depth, alpha, ICC profile
     and EXIF data, turned upright.
@@ -146,6 +151,7 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
         streamsr upscale clip.mp4 --frames-out frames/   # frames/000001.png ... and timestamps.txt
         streamsr upscale - -o - -f matroska < in.mkv > out.mkv   # stdin to stdout
         streamsr upscale rtsp://camera/stream -o out.mkv --input-option rtsp_transport=tcp
+        streamsr upscale film.mkv --scale 4 --resume      # in 30 s segments; a rerun resumes
     """
     from .images import is_image, upscale_image
     from .io.probe import probe
@@ -159,6 +165,9 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
                  or any((output_format, output_option, input_format, input_option, reconnect, live_policy != "auto")))
     if streaming and frames_out is not None:
         raise click.UsageError("--frames-out reads a video file; pipes, URLs and -f/--input-format write videos only")
+    segmented = segment_seconds is not None or resume
+    if segmented and (streaming or frames_out is not None):
+        raise click.UsageError("--segment-seconds/--resume take a video file and write a video file")
     if streaming and output is None:
         raise click.UsageError("a pipe or URL source needs -o (a file, - for stdout, or a URL)")
     try:
@@ -185,6 +194,11 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
             result = upscale_stream(src, output, cfg, input_format=input_format, input_options=input_options,
                                     output_format=output_format, output_options=output_options,
                                     live_policy=live_policy, on_progress=bar.update, on_warning=_echo_warning)
+        elif segmented:
+            from .segments import DEFAULT_SEGMENT_SECONDS, upscale_segmented
+
+            result = upscale_segmented(src, output, cfg, segment_seconds=segment_seconds or DEFAULT_SEGMENT_SECONDS,
+                                       resume=resume, on_progress=bar.update, on_warning=_echo_warning)
         elif frames_out is not None:
             result = upscale_to_frames(src, frames_out, cfg, image_format=frames_format, info=info,
                                        on_progress=bar.update, on_warning=_echo_warning)

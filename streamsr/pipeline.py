@@ -7,6 +7,9 @@ so an error or Ctrl-C never leaves a partial file where a finished one is expect
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 import queue
 import threading
@@ -98,6 +101,17 @@ class UpscaleResult:
     @property
     def upscale_fps(self) -> float:
         return self.frames / self.upscale_seconds if self.upscale_seconds else 0.0
+
+
+def settings_fingerprint(cfg: UpscaleConfig, upscaler: Upscaler | None = None) -> str:
+    """What makes two outputs of one input differ: model, scale, encoder, tiling, precision."""
+    fields = dataclasses.asdict(cfg)
+    for volatile in ("overwrite", "queue_size", "batch", "device", "decoder", "cuda_graphs"):
+        fields.pop(volatile)
+    if upscaler is not None:
+        fields["model_identity"] = upscaler.model.name
+        fields["model_weights"] = upscaler.model.metadata.get("training", "")
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def check_scale(upscaler: Upscaler, scale: int | None) -> None:

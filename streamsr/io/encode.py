@@ -115,6 +115,16 @@ class PyAVEncoder:
     # -- set-up ------------------------------------------------------------------------------
 
     def _setup_video(self, cfg: EncodeConfig) -> None:
+        self._video = v = self._add_video_stream(cfg)
+        if self.info.rotation_degrees:
+            v.set_display_rotation(self.info.rotation_degrees)
+        if self._src is not None:
+            src_v = self._src.streams.video[0]
+            v.metadata.update(_fresh_tags(src_v.metadata))
+            self._video_src_index = src_v.index
+
+    def _add_video_stream(self, cfg: EncodeConfig) -> av.VideoStream:
+        """The video stream and its encoder, set for the upscaled size, the source's time base and colour."""
         info = self.info
         width, height = info.width * self.scale, info.height * self.scale
         self.codec = codec = resolve_codec(cfg.codec, width=width, height=height, source_pix_fmt=info.pix_fmt,
@@ -159,13 +169,7 @@ class PyAVEncoder:
                        "use --codec libx265 or libx264 to keep it")
         v.options = options
         cc.thread_count = cfg.threads
-        if info.rotation_degrees:
-            v.set_display_rotation(info.rotation_degrees)
-        self._video = v
-        if self._src is not None:
-            src_v = self._src.streams.video[0]
-            v.metadata.update(_fresh_tags(src_v.metadata))
-            self._video_src_index = src_v.index
+        return v
 
     def _setup_other_streams(self, cfg: EncodeConfig) -> None:
         if self._src is None:

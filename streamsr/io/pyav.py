@@ -51,10 +51,13 @@ class PyAVDecoder:
 
     With `source` (a pipe or network stream, read once) it decodes that read's video packets,
     starting with the frames the source decoded to describe itself; `path` is then unused.
+
+    `start_pts`/`end_pts` decode one segment of a file: it seeks to the keyframe at or before
+    `start_pts` and yields the frames with `start_pts <= pts < end_pts` (None: open-ended).
     """
 
     def __init__(self, path: str | Path | None, *, batch: int = 4, threads: int = 0, info: VideoInfo | None = None,
-                 source: StreamSource | None = None) -> None:
+                 source: StreamSource | None = None, start_pts: int | None = None, end_pts: int | None = None) -> None:
         self._source = source
         self.batch = batch
         if source is not None:
@@ -69,6 +72,9 @@ class PyAVDecoder:
             # Frame threading: a large speed-up for H.264/HEVC at the price of a few frames' latency.
             self._stream.thread_type = "AUTO"
             self._stream.codec_context.thread_count = threads
+            if start_pts is not None:
+                self._container.seek(start_pts, stream=self._stream, backward=True, any_frame=False)
+        self._range = (start_pts, end_pts)
         self._fmt = rgb_format(self.info.bit_depth)
         self.frames_decoded = 0
         self.packets_damaged = 0
@@ -89,6 +95,11 @@ class PyAVDecoder:
             for frame in self._decoded():
                 # A frame with no pts (rare, broken muxers) gets the next tick after the last one.
                 pts = frame.pts if frame.pts is not None else last_pts + 1
+                start, end = self._range
+                if start is not None and pts < start:  # before the segment: the seek lands on a keyframe
+                    continue
+                if end is not None and pts >= end:  # frames come in presentation order: the segment is done
+                    return
                 if self._step and self._last_pts is not None and pts - self._last_pts > 1.5 * self._step:
                     self.frames_skipped += round((pts - self._last_pts) / self._step) - 1
                 last_pts = pts

@@ -1,0 +1,221 @@
+"""Long files in segments: cut at the source's keyframes, upscaled one by one (or in parallel, by
+an engine such as Ray), kept in a work folder so a stopped run resumes where it stopped, and
+joined by stream copy into one output.
+
+Cuts fall on keyframes only (the demuxer's flags), so no source frame is re-encoded to cut, and
+each segment owns the frames with ``start <= pts < end``: none is lost or doubled at a seam. Each
+frame keeps its source pts; audio, subtitles and the rest are copied from the source once, when
+the segments are joined.
+
+The work folder ``.NAME.segments`` beside the output holds the finished segments and a plan
+(``plan.json``: source size and mtime, settings, codec, cuts). A rerun with the same source and
+settings upscales only the segments that are missing; anything else starts the folder afresh.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from .engine import Upscaler
+from .errors import DecodeError
+from .frames import VideoInfo
+from .io.codecs import resolve_codec
+from .io.encode import PyAVEncoder
+from .io.join import SegmentJoiner
+from .io.probe import check_source, open_input, probe
+from .io.pyav import PyAVDecoder
+from .partials import remove_partial, stale_partials, temporary_path
+from .pipeline import (
+    Progress,
+    UpscaleConfig,
+    UpscaleResult,
+    Warn,
+    _Warnings,
+    check_output,
+    check_scale,
+    default_output,
+    make_upscaler,
+    run_stages,
+    settings_fingerprint,
+)
+
+DEFAULT_SEGMENT_SECONDS = 30.0
+PLAN_FILE = "plan.json"
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    start_pts: int
+    end_pts: int | None
+    """The next segment's start; None for the last segment."""
+    frames: int
+
+    @property
+    def file_name(self) -> str:
+        return f"segment-{self.index:05d}.mp4"  # MP4 keeps every pts exact in any time base
+
+
+def plan_segments(src: Path, seconds: float) -> list[Segment]:
+    """Cut the video at keyframes into segments of at least `seconds` (the last may be shorter)."""
+    with open_input(src) as container:
+        stream = container.streams.video[0]
+        packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size and p.pts is not None]
+        tb = stream.time_base
+    frames = sorted(pts for pts, _ in packets)
+    if not frames:
+        raise DecodeError(f"{src}: the video stream has no packets")
+    cuts = [frames[0]]
+    for pts in sorted(pts for pts, key in packets if key):
+        if (pts - cuts[-1]) * tb >= seconds:
+            cuts.append(pts)
+    bounds = [*cuts, None]
+    return [Segment(i, start, end, (bisect.bisect_left(frames, end) if end is not None else len(frames))
+                    - bisect.bisect_left(frames, start))
+            for i, (start, end) in enumerate(zip(bounds, bounds[1:], strict=False))]
+
+
+@dataclass(frozen=True)
+class SegmentJob:
+    """Everything a worker needs to upscale one segment: plain data, so an engine can ship it."""
+
+    src: Path
+    segment: Segment
+    work_dir: Path
+    config: UpscaleConfig
+    """With the codec resolved, so every segment is encoded alike wherever it runs."""
+
+    @property
+    def output(self) -> Path:
+        return self.work_dir / self.segment.file_name
+
+
+def upscale_segment(job: SegmentJob, upscaler: Upscaler, info: VideoInfo | None = None,
+                    on_progress: Progress | None = None) -> int:
+    """Upscale one segment into the work folder (under a hidden name, renamed when complete);
+    the number of frames written. Raises `DecodeError` if the segment lost frames."""
+    info = info or probe(job.src)
+    seg = job.segment
+    decoder = PyAVDecoder(job.src, batch=upscaler.batch_for(info.height, info.width), info=info,
+                          start_pts=seg.start_pts, end_pts=seg.end_pts)
+    tmp = temporary_path(job.output)
+    encoder = None
+    try:
+        encoder = PyAVEncoder(tmp, None, info, scale=upscaler.scale, config=job.config.encode)
+        run_stages(iter(decoder), upscaler.stream, encoder.write, queue_size=job.config.queue_size, on_progress=on_progress)
+        encoder.close()
+        if encoder.frames_written != seg.frames or decoder.error is not None:
+            raise DecodeError(f"{job.src}: segment {seg.index} gave {encoder.frames_written} of its {seg.frames} frames"
+                              + (f" ({decoder.error})" if decoder.error else ""),
+                              frames_done=encoder.frames_written, frames_lost=seg.frames - encoder.frames_written)
+        os.replace(tmp, job.output)
+    except BaseException:
+        if encoder is not None:
+            encoder.abort()
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        decoder.close()
+    return encoder.frames_written
+
+
+def work_folder(dst: Path) -> Path:
+    return dst.with_name(f".{dst.name}.segments")
+
+
+def _prepare_work_folder(work: Path, plan: dict) -> None:
+    """Keep `work` if it holds segments of this very plan; else start it afresh."""
+    try:
+        same = json.loads((work / PLAN_FILE).read_text()) == plan
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        (work / PLAN_FILE).write_text(json.dumps(plan))
+    for leftover in work.glob(".*.partial-*"):
+        remove_partial(leftover)
+
+
+RunSegments = Callable[[list[SegmentJob], VideoInfo, Progress], None]
+"""Upscales the given segment jobs into their work folder (an engine: local or Ray)."""
+
+
+def upscale_segmented(
+    src: str | Path,
+    dst: str | Path | None = None,
+    config: UpscaleConfig | None = None,
+    *,
+    segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
+    resume: bool = False,
+    upscaler: Upscaler | None = None,
+    run_segments: RunSegments | None = None,
+    on_progress: Progress | None = None,
+    on_warning: Warn | None = None,
+) -> UpscaleResult:
+    """Upscale a video in keyframe-aligned segments and join them (see the module's description).
+
+    With `resume`, the work folder is kept when the run fails or is stopped, and a rerun reuses
+    its finished segments; without, it is removed either way. `run_segments` upscales the missing
+    segments (default: one after another in this process, with `upscaler`).
+    """
+    cfg = config or UpscaleConfig()
+    warn = _Warnings(on_warning)
+    src = check_source(src)
+    info = probe(src)
+    if upscaler is None and run_segments is None:
+        upscaler = make_upscaler(cfg, on_warning=warn)
+    scale = upscaler.scale if upscaler is not None else cfg.scale
+    if upscaler is not None:
+        check_scale(upscaler, cfg.scale)
+    codec = resolve_codec(cfg.encode.codec, width=info.width * scale, height=info.height * scale,
+                          source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt,
+                          container=Path(dst).suffix if dst is not None else src.suffix)
+    dst = Path(dst) if dst is not None else default_output(src, scale, codec)
+    check_output(src, dst, overwrite=cfg.overwrite)
+    for leftover in stale_partials(dst):
+        remove_partial(leftover)
+    cfg = replace(cfg, scale=scale, encode=replace(cfg.encode, codec=codec))
+    segments = plan_segments(src, segment_seconds)
+    st = src.stat()
+    plan = {"source": {"size": st.st_size, "mtime_ns": st.st_mtime_ns}, "settings": settings_fingerprint(cfg, upscaler),
+            "segments": [asdict(s) for s in segments]}
+    work = work_folder(dst)
+    _prepare_work_folder(work, plan)
+    jobs = [SegmentJob(src, s, work, cfg) for s in segments]
+    missing = [j for j in jobs if not j.output.is_file()]
+    progress = on_progress or (lambda _n: None)
+    progress(sum(j.segment.frames for j in jobs if j not in missing))  # finished earlier
+    start = time.perf_counter()
+    tmp = temporary_path(dst)
+    try:
+        if run_segments is None:
+            for job in missing:
+                upscale_segment(job, upscaler, info, progress)
+        else:
+            run_segments(missing, info, progress)
+        upscale_seconds = time.perf_counter() - start
+        joiner = SegmentJoiner(tmp, src, info, [j.output for j in jobs], scale=scale, config=cfg.encode, warn=warn)
+        try:
+            joiner.copy_segments()
+            joiner.close()
+        except BaseException:
+            joiner.abort()
+            raise
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        if not resume:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    frames = sum(j.segment.frames for j in jobs)
+    return UpscaleResult(dst, frames, time.perf_counter() - start, 0.0, upscale_seconds, 0.0,
+                         warnings=tuple(warn.messages), codec=codec)
