@@ -178,16 +178,24 @@ def upscale_many(
     jobs: int = 1,
     upscaler: Upscaler | None = None,
     events: BatchEvents | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> BatchReport:
     """Upscale every video and image under `in_dir` into the same tree under `out_dir`.
 
     Finished outputs whose input and settings are unchanged are skipped (see `Manifest`);
     ``config.overwrite`` redoes everything. A failing file is recorded and the batch goes on,
     except when the disk is full. The model is loaded once for the whole batch.
+
+    ``engine="ray"`` runs each file as a Ray task (see `distributed`) on the cluster at `address`
+    (None: a local instance), as many at once as `jobs` or, if `jobs` is 1, as the cluster has GPUs
+    (else CPUs); progress then advances as files finish.
     """
     cfg = config or UpscaleConfig()
     ev = events or BatchEvents()
     in_dir, out_dir = Path(in_dir), Path(out_dir)
+    if engine == "ray":  # tasks may run on other nodes that see the same storage
+        in_dir, out_dir = in_dir.resolve(), out_dir.resolve()
     if not in_dir.is_dir():
         raise InputError(f"{in_dir}: not a directory")
     if out_dir.resolve() == in_dir.resolve():
@@ -240,6 +248,19 @@ def upscale_many(
         ev.on_progress(frames)
 
     file_events = dataclasses.replace(ev, on_progress=progress)
+    ray_runner = None
+    if engine == "ray":
+        from .distributed import RayFileRunner
+
+        ray_runner = RayFileRunner(cfg, address=address)
+        jobs = jobs if jobs > 1 else ray_runner.slots
+
+    def execute(job: Job) -> UpscaleResult:
+        if ray_runner is None:
+            return upscale_one(job, upscaler, events=file_events)
+        result = ray_runner(job)
+        progress(result.frames)
+        return result
 
     def run(key: str, job: Job, frames: int) -> Outcome:
         if report.stopped:
@@ -247,7 +268,7 @@ def upscale_many(
         ev.on_file_start(job, frames)
         start = time.perf_counter()
         try:
-            result = upscale_one(job, upscaler, events=file_events)
+            result = execute(job)
         except Exception as e:  # one broken file never stops the batch...
             if is_disk_full(e):  # ...unless every later one would fail the same way
                 report.stopped = f"disk full while writing {job.dst}"
@@ -262,6 +283,8 @@ def upscale_many(
                 ev.on_file_end(outcome)
         except BaseException:  # Ctrl-C or SIGTERM: files not started are dropped, running ones stop
             stopping.set()
+            if ray_runner is not None:
+                ray_runner.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return report

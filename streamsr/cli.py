@@ -47,6 +47,18 @@ def _echo_warning(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
 
+def engine_options(f: Any) -> Any:
+    """Where the work runs: this process, or a Ray cluster."""
+    for option in reversed([
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="ray: run files (batch) or segments (upscale) as Ray tasks (pip install \"streamsr[ray]\")."),
+        click.option("--address", help="Ray cluster to join: auto (started with `ray start`) or ray://HOST:PORT "
+                                       "(default: a local Ray instance)."),
+    ]):
+        f = option(f)
+    return f
+
+
 def upscale_options(f: Any) -> Any:
     """The options `upscale` and `batch` share; each overrides the --pipeline preset's value."""
     options = [
@@ -133,11 +145,12 @@ def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> 
               help="Write the frames as numbered images into this folder (with timestamps.txt) instead of a video.")
 @click.option("--frames-format", type=click.Choice(list(SEQUENCE_FORMATS)), default="png", show_default=True,
               help="Image format of --frames-out (png and tiff keep 16 bits for 10-bit sources).")
+@engine_options
 @upscale_options
 @click.pass_context
 def upscale(ctx: click.Context, src: str, output: str | None, output_format: str | None, output_option: tuple[str, ...],
             input_format: str | None, input_option: tuple[str, ...], live_policy: str, reconnect: bool,
-            segment_seconds: float | None, resume: bool, frames_out: Path | None, frames_format: str, pipeline: str, quiet: bool, **options: Any) -> None:
+            segment_seconds: float | None, resume: bool, engine: str, address: str | None, frames_out: Path | None, frames_format: str, pipeline: str, quiet: bool, **options: Any) -> None:
     """Upscale one video or image. A video keeps its audio, subtitles, chapters, metadata and
     timestamps; an image (PNG, JPEG, WebP, TIFF, BMP) keeps its format, depth, alpha, ICC profile
     and EXIF data, turned upright.
@@ -155,17 +168,17 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
     """
     from .images import is_image, upscale_image
     from .io.probe import probe
-    from .io.stream import is_stream_location, parse_options, reconnect_options
+    from .io.stream import is_playlist, is_stream_location, parse_options, reconnect_options
     from .pipeline import upscale_file, upscale_to_frames
     from .streaming import upscale_stream
 
     if frames_out is not None and output is not None:
         raise click.UsageError("give either -o (a video) or --frames-out (a folder of images), not both")
-    streaming = (is_stream_location(src) or (output is not None and is_stream_location(output))
+    streaming = (is_stream_location(src) or (output is not None and (is_stream_location(output) or is_playlist(output)))
                  or any((output_format, output_option, input_format, input_option, reconnect, live_policy != "auto")))
     if streaming and frames_out is not None:
         raise click.UsageError("--frames-out reads a video file; pipes, URLs and -f/--input-format write videos only")
-    segmented = segment_seconds is not None or resume
+    segmented = segment_seconds is not None or resume or engine == "ray"  # Ray runs segments
     if segmented and (streaming or frames_out is not None):
         raise click.UsageError("--segment-seconds/--resume take a video file and write a video file")
     if streaming and output is None:
@@ -197,8 +210,14 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
         elif segmented:
             from .segments import DEFAULT_SEGMENT_SECONDS, upscale_segmented
 
+            runner = None
+            if engine == "ray":
+                from .distributed import ray_segment_runner
+
+                runner = ray_segment_runner(cfg, address=address)
             result = upscale_segmented(src, output, cfg, segment_seconds=segment_seconds or DEFAULT_SEGMENT_SECONDS,
-                                       resume=resume, on_progress=bar.update, on_warning=_echo_warning)
+                                       resume=resume, run_segments=runner, on_progress=bar.update,
+                                       on_warning=_echo_warning)
         elif frames_out is not None:
             result = upscale_to_frames(src, frames_out, cfg, image_format=frames_format, info=info,
                                        on_progress=bar.update, on_warning=_echo_warning)
@@ -222,10 +241,11 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
 @click.option("--recursive/--no-recursive", default=True, show_default=True)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Files upscaled at once.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the summary as JSON.")
+@engine_options
 @upscale_options
 @click.pass_context
 def batch(ctx: click.Context, in_dir: Path, out_dir: Path, pattern: str | None, recursive: bool, jobs: int,
-          report_path: Path | None, pipeline: str, quiet: bool, **options: Any) -> None:
+          report_path: Path | None, engine: str, address: str | None, pipeline: str, quiet: bool, **options: Any) -> None:
     """Upscale every video and image in IN_DIR into the same tree under OUT_DIR.
 
     Finished files are skipped on the next run (unless the input or the settings changed), a
@@ -236,6 +256,7 @@ def batch(ctx: click.Context, in_dir: Path, out_dir: Path, pattern: str | None, 
     \b
         streamsr batch season1/ season1-x4/ --scale 4
         streamsr batch in/ out/ --glob "*.mkv" -j 2 --report report.json
+        streamsr batch /shared/in /shared/out -s 4 --engine ray --address auto
     """
     from .batch import BatchEvents, upscale_many
 
@@ -261,7 +282,8 @@ def batch(ctx: click.Context, in_dir: Path, out_dir: Path, pattern: str | None, 
     events = BatchEvents(on_plan=plan, on_file_start=start, on_progress=progress, on_file_end=end,
                          on_warning=lambda m: tqdm.write(f"warning: {m}", file=sys.stderr))
     try:
-        report = upscale_many(in_dir, out_dir, cfg, pattern=pattern, recursive=recursive, jobs=jobs, events=events)
+        report = upscale_many(in_dir, out_dir, cfg, pattern=pattern, recursive=recursive, jobs=jobs, events=events,
+                              engine=engine, address=address)
     finally:
         for bar in bars.values():
             bar.close()

@@ -170,11 +170,10 @@ def upscale_segmented(
     warn = _Warnings(on_warning)
     src = check_source(src)
     info = probe(src)
-    if upscaler is None and run_segments is None:
+    if upscaler is None:  # also with another engine: the model says the scale, and names the settings
         upscaler = make_upscaler(cfg, on_warning=warn)
-    scale = upscaler.scale if upscaler is not None else cfg.scale
-    if upscaler is not None:
-        check_scale(upscaler, cfg.scale)
+    check_scale(upscaler, cfg.scale)
+    scale = upscaler.scale
     codec = resolve_codec(cfg.encode.codec, width=info.width * scale, height=info.height * scale,
                           source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt,
                           container=Path(dst).suffix if dst is not None else src.suffix)
@@ -189,7 +188,8 @@ def upscale_segmented(
             "segments": [asdict(s) for s in segments]}
     work = work_folder(dst)
     _prepare_work_folder(work, plan)
-    jobs = [SegmentJob(src, s, work, cfg) for s in segments]
+    # Absolute paths: a job may run in another process or on another node that sees the same storage.
+    jobs = [SegmentJob(src.resolve(), s, work.resolve(), cfg) for s in segments]
     missing = [j for j in jobs if not j.output.is_file()]
     progress = on_progress or (lambda _n: None)
     progress(sum(j.segment.frames for j in jobs if j not in missing))  # finished earlier

@@ -19,7 +19,7 @@ from .errors import DecodeError, EncodeError, OutputError
 from .io.codecs import resolve_codec
 from .io.encode import PyAVEncoder
 from .io.pyav import PyAVDecoder
-from .io.stream import LIVE_POLICIES, StreamSource, is_live, is_stream_location
+from .io.stream import LIVE_POLICIES, StreamSource, is_live, is_playlist, is_stream_location
 from .partials import remove_partial, stale_partials, temporary_path
 from .pipeline import (
     Progress,
@@ -74,6 +74,8 @@ def upscale_stream(
     drop = live_policy == "drop" or (live_policy == "auto" and is_live(src, input_format))
     dropped = [0]
     to_stream = is_stream_location(dst)
+    # A playlist names its media files after itself: it cannot be written under a hidden name.
+    playlist = not to_stream and is_playlist(dst, output_format)
     if not to_stream:
         check_output(Path(src), Path(dst), overwrite=cfg.overwrite)
     elif output_format is None and dst == "-":
@@ -88,7 +90,8 @@ def upscale_stream(
         codec = resolve_codec(cfg.encode.codec, width=info.width * upscaler.scale, height=info.height * upscaler.scale,
                               source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt,
                               container=".webm" if output_format == "webm" else Path(dst.split("?")[0]).suffix)
-        if not to_stream:
+        before = set(Path(dst).parent.iterdir()) if playlist else set()
+        if not to_stream and not playlist:
             for leftover in stale_partials(Path(dst)):
                 remove_partial(leftover)
             target = str(temporary_path(Path(dst)))
@@ -113,10 +116,13 @@ def upscale_stream(
         except BaseException:
             encoder.abort()
             raise
-        if not to_stream:
+        if not to_stream and not playlist:
             os.replace(target, dst)
     except BaseException:
-        if not to_stream:
+        if playlist:  # the playlist and the media files this run began
+            for path in set(Path(dst).parent.iterdir()) - before:
+                remove_partial(path)
+        elif not to_stream:
             Path(target).unlink(missing_ok=True)
         raise
     finally:

@@ -181,3 +181,18 @@ def test_live_tcp_source_drops_frames_or_waits(media_dir: Path, tmp_path: Path, 
     start = source_times[0]
     assert set(times) <= {round(t - start + times[0], 3) for t in source_times}  # a subset, in order
     assert times == sorted(times)
+
+
+def test_hls_playlist_output(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "hls" / "live.m3u8"
+    out.parent.mkdir()
+    result = CliRunner().invoke(cli, ["upscale", str(clip), "-o", str(out), *MODEL, "-q"])
+    assert result.exit_code == 0, result.output
+    # The playlist names its media files after itself (not after a hidden temporary name).
+    media = sorted(p.name for p in out.parent.iterdir() if p.suffix == ".ts")
+    assert media and all(name.startswith("live") for name in media)
+    assert all(line in media for line in out.read_text().splitlines() if line and not line.startswith("#"))
+    size, times = video(out)
+    assert size == (128, 96) and len(times) == 24
+    with av.open(str(out)) as c:
+        assert len(c.streams.audio) == 1

@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Iterator
 from fractions import Fraction
+from pathlib import Path
 
 import av
 
@@ -49,6 +50,14 @@ def reconnect_options(location: str) -> dict[str, str]:
     if not location.lower().startswith(("http://", "https://")):
         raise ValueError("--reconnect works for http(s) sources; FFmpeg cannot resume other protocols mid-stream")
     return {"reconnect": "1", "reconnect_streamed": "1", "reconnect_on_network_error": "1", "reconnect_delay_max": "30"}
+
+
+PLAYLIST_FORMATS = {".m3u8": "hls", ".mpd": "dash"}
+
+
+def is_playlist(location: str, fmt: str | None = None) -> bool:
+    """True for an HLS or DASH output: a playlist file plus media files named after it."""
+    return fmt in PLAYLIST_FORMATS.values() or Path(location).suffix.lower() in PLAYLIST_FORMATS
 
 
 def ffmpeg_location(location: str, *, output: bool) -> str:
