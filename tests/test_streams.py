@@ -183,11 +183,15 @@ def test_live_tcp_source_drops_frames_or_waits(media_dir: Path, tmp_path: Path, 
     assert times == sorted(times)
 
 
-def test_hls_playlist_output(clip: Path, tmp_path: Path) -> None:
+def test_hls_playlist_output(clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "hls" / "live.m3u8"
     out.parent.mkdir()
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     result = CliRunner().invoke(cli, ["upscale", str(clip), "-o", str(out), *MODEL, "-q"])
     assert result.exit_code == 0, result.output
+    assert "subtitle" in result.output  # HLS carries no subtitle stream here: said, not silently dropped
+    assert list((tmp_path / "cwd").iterdir()) == []  # no stray file in the working folder
     # The playlist names its media files after itself (not after a hidden temporary name).
     media = sorted(p.name for p in out.parent.iterdir() if p.suffix == ".ts")
     assert media and all(name.startswith("live") for name in media)
