@@ -37,6 +37,8 @@ class Job:
     src: Path
     dst: Path
     config: UpscaleConfig
+    segment_seconds: float | None = None
+    """Videos longer than this go in resumable segments of about this length (see `segments`)."""
 
 
 @dataclass(frozen=True)
@@ -158,13 +160,18 @@ def remove_stale_partials(out_dir: Path) -> int:
 
 
 def upscale_one(job: Job, upscaler: Upscaler | None = None, *, events: BatchEvents | None = None) -> UpscaleResult:
-    """Run one job (the unit a distributed engine would schedule)."""
+    """Run one job (the unit a distributed engine schedules)."""
     ev = events or BatchEvents()
     job.dst.parent.mkdir(parents=True, exist_ok=True)
     if is_image(job.src):
         image = upscale_image(job.src, job.dst, job.config, upscaler=upscaler)
         ev.on_progress(1)
         return UpscaleResult(image.output, 1, image.seconds, 0.0, image.seconds, 0.0, codec=image.output.suffix[1:])
+    if job.segment_seconds:
+        from .segments import upscale_segmented
+
+        return upscale_segmented(job.src, job.dst, job.config, segment_seconds=job.segment_seconds, resume=True,
+                                 upscaler=upscaler, on_progress=ev.on_progress, on_warning=ev.on_warning)
     return upscale_file(job.src, job.dst, job.config, upscaler=upscaler, on_progress=ev.on_progress, on_warning=ev.on_warning)
 
 
@@ -180,6 +187,7 @@ def upscale_many(
     events: BatchEvents | None = None,
     engine: str = "local",
     address: str | None = None,
+    segment_seconds: float | None = None,
 ) -> BatchReport:
     """Upscale every video and image under `in_dir` into the same tree under `out_dir`.
 
@@ -190,6 +198,9 @@ def upscale_many(
     ``engine="ray"`` runs each file as a Ray task (see `distributed`) on the cluster at `address`
     (None: a local instance), as many at once as `jobs` or, if `jobs` is 1, as the cluster has GPUs
     (else CPUs); progress then advances as files finish.
+
+    With `segment_seconds`, each video is upscaled in keyframe-aligned segments kept in a work
+    folder beside its output, so a stopped batch resumes inside the file it was on.
     """
     cfg = config or UpscaleConfig()
     ev = events or BatchEvents()
@@ -237,7 +248,7 @@ def upscale_many(
             report.outcomes.append(Outcome(src, dst, "skipped", "already done with these settings"))
             ev.on_file_end(report.outcomes[-1])
             continue
-        todo.append((str(rel), Job(src, dst, dataclasses.replace(cfg, overwrite=True)), frames))
+        todo.append((str(rel), Job(src, dst, dataclasses.replace(cfg, overwrite=True), segment_seconds), frames))
     ev.on_plan(len(todo), sum(frames for _, _, frames in todo))
 
     stopping = threading.Event()

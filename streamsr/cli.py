@@ -241,11 +241,15 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
 @click.option("--recursive/--no-recursive", default=True, show_default=True)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Files upscaled at once.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the summary as JSON.")
+@click.option("--segment-seconds", type=click.FloatRange(min=0.5), metavar="N",
+              help="Upscale each video in keyframe-aligned segments of about N s, kept beside its output until "
+                   "it is complete: a stopped batch resumes inside the file it was on.")
 @engine_options
 @upscale_options
 @click.pass_context
 def batch(ctx: click.Context, in_dir: Path, out_dir: Path, pattern: str | None, recursive: bool, jobs: int,
-          report_path: Path | None, engine: str, address: str | None, pipeline: str, quiet: bool, **options: Any) -> None:
+          report_path: Path | None, segment_seconds: float | None, engine: str, address: str | None, pipeline: str,
+          quiet: bool, **options: Any) -> None:
     """Upscale every video and image in IN_DIR into the same tree under OUT_DIR.
 
     Finished files are skipped on the next run (unless the input or the settings changed), a
@@ -283,7 +287,7 @@ def batch(ctx: click.Context, in_dir: Path, out_dir: Path, pattern: str | None, 
                          on_warning=lambda m: tqdm.write(f"warning: {m}", file=sys.stderr))
     try:
         report = upscale_many(in_dir, out_dir, cfg, pattern=pattern, recursive=recursive, jobs=jobs, events=events,
-                              engine=engine, address=address)
+                              engine=engine, address=address, segment_seconds=segment_seconds)
     finally:
         for bar in bars.values():
             bar.close()

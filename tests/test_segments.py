@@ -108,3 +108,33 @@ def test_cli_segments_and_resume(long_clip: Path, tmp_path: Path) -> None:
     _, times = frames_and_times(out)
     assert len(times) == 96 and audio_packets(out) == audio_packets(long_clip)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.mkv"]
+
+
+def test_a_stopped_batch_resumes_inside_its_file(long_clip: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from streamsr.batch import BatchEvents, upscale_many
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    shutil.copy(long_clip, src / "film.mp4")
+    seen: list[int] = []
+
+    def stop_in_the_second_segment(frames: int) -> None:
+        seen.append(frames)
+        if sum(seen) > 30:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        upscale_many(src, out, config(), segment_seconds=1.0, events=BatchEvents(on_progress=stop_in_the_second_segment))
+    assert not (out / "film.mp4").exists()
+    assert sorted(p.name for p in work_folder(out / "film.mp4").glob("segment-*")) == ["segment-00000.mp4"]
+
+    resumed: list[int] = []
+    report = upscale_many(src, out, config(), segment_seconds=1.0, events=BatchEvents(on_progress=resumed.append))
+    assert [o.status for o in report.outcomes] == ["done"]
+    assert resumed[0] == 24 and sum(resumed) == 96  # the first segment counted as done, not redone
+    _, times = frames_and_times(out / "film.mp4")
+    assert times == frames_and_times(long_clip)[1]
+    assert audio_packets(out / "film.mp4") == audio_packets(long_clip)
+    assert sorted(p.name for p in out.iterdir() if p.name != ".streamsr-batch.json") == ["film.mp4"]
