@@ -470,18 +470,32 @@ def compare(source: Path, upscaled: Path | None, at: str, output: Path | None, s
 
 
 @cli.command("probe")
-@click.argument("src", type=click.Path(path_type=Path))
-def probe_command(src: Path) -> None:
-    """Show a file's streams, codecs, sizes, frame rate and duration as streamsr sees them.
+@click.argument("src")
+@click.option("--input-format", help="Input container (FFmpeg demuxer), where the source does not tell it.")
+@click.option("--input-option", multiple=True, metavar="KEY=VALUE", help="FFmpeg demuxer/protocol option (repeatable).")
+def probe_command(src: str, input_format: str | None, input_option: tuple[str, ...]) -> None:
+    """Show a video's streams, codecs, sizes, frame rate and duration as streamsr sees them: a
+    file, - (stdin) or a URL.
 
     Example:
 
     \b
         streamsr probe video.mkv
+        streamsr probe rtsp://camera/stream --input-option rtsp_transport=tcp
     """
     from .io.probe import probe
+    from .io.stream import StreamSource, is_stream_location, parse_options
 
-    info = probe(src)
+    if is_stream_location(src) or input_format or input_option:
+        try:
+            options = parse_options(input_option, "--input-option")
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        source = StreamSource(src, fmt=input_format, options=options)
+        info = source.info
+        source.close()
+    else:
+        info = probe(src)
     duration = f"{info.duration_seconds:.3f} s" if info.duration_seconds is not None else "unknown"
     click.echo(f"{src}: {info.container}, {duration}")
     c = info.color

@@ -200,3 +200,10 @@ def test_hls_playlist_output(clip: Path, tmp_path: Path, monkeypatch: pytest.Mon
     assert size == (128, 96) and len(times) == 24
     with av.open(str(out)) as c:
         assert len(c.streams.audio) == 1
+
+
+def test_probe_a_url(clip: Path, http_server: str) -> None:
+    result = CliRunner().invoke(cli, ["probe", f"{http_server}/{clip.name}"])
+    assert result.exit_code == 0, result.output
+    assert "video: mpeg4 64x48" in result.output and "audio: aac" in result.output
+    assert "#2 subtitle: srt [eng]" in result.output
