@@ -15,7 +15,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
-import av
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,6 +25,7 @@ from .frames import FrameBatch, VideoInfo
 from .io.camera import CaptureThread, camera_input
 from .io.codecs import EncodeConfig
 from .io.encode import PyAVEncoder
+from .io.stream import StreamSource
 
 
 @dataclass
@@ -154,14 +154,14 @@ def run_live(
     else:
         url, fmt, options = camera_input(camera, size, fps)
     try:
-        container = av.open(url, format=fmt, options=options)
-    except (av.FFmpegError, OSError) as e:
-        what = f"camera {url}" if source is None else url
-        raise InputError(f"cannot open {what} ({e}); pick another with --camera or use --source FILE_OR_URL") from e
-    if not container.streams.video:
-        container.close()
-        raise InputError(f"{url}: has no video stream")
-    capture = CaptureThread(container, realtime=realtime)
+        # The same one-read source as `upscale` of a pipe or URL; no look-ahead, so the preview starts at once.
+        stream_source = StreamSource(url, fmt=fmt, options=options, lookahead=0)
+    except InputError as e:
+        if source is not None:
+            raise
+        raise InputError(f"cannot open camera {url} ({e.__cause__ or e}); pick another with --camera "
+                         "or use --source FILE_OR_URL") from e
+    capture = CaptureThread(stream_source, realtime=realtime)
     session = LiveSession(upscaler, sink, make_upscaler, Path(record) if record else None, Path(snapshot_dir))
     stats = session.stats
     stats.model, stats.precision = upscaler.model.name, upscaler.precision_name
@@ -203,7 +203,7 @@ def run_live(
     finally:
         capture.stop()
         capture.join(timeout=2)
-        container.close()
+        stream_source.close()
         sink.close()
         if encoder is not None:
             encoder.close()

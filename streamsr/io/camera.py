@@ -8,11 +8,11 @@ import sys
 import threading
 import time
 
-import av
 import numpy as np
 
 from ..errors import InputError
 from .pyav import frame_to_rgb
+from .stream import StreamSource
 
 
 def camera_input(camera: str | None, size: str | None, fps: float | None) -> tuple[str, str | None, dict[str, str]]:
@@ -57,9 +57,9 @@ class _Mailbox:
 class CaptureThread(threading.Thread):
     """Reads frames as fast as the source gives them (files are paced at their own frame rate)."""
 
-    def __init__(self, container: av.container.InputContainer, *, realtime: bool) -> None:
+    def __init__(self, source: StreamSource, *, realtime: bool) -> None:
         super().__init__(name="streamsr-capture", daemon=True)
-        self.container, self.realtime = container, realtime
+        self.source, self.realtime = source, realtime
         self.mailbox = _Mailbox()
         self.error: BaseException | None = None
         self.finished = threading.Event()
@@ -68,12 +68,10 @@ class CaptureThread(threading.Thread):
         self.started_at = time.perf_counter()
 
     def run(self) -> None:
-        stream = self.container.streams.video[0]
-        stream.thread_type = "AUTO"
         start = time.perf_counter()
         first_pts: float | None = None
         try:
-            for frame in self.container.decode(stream):
+            for frame in self.source.frames():
                 if self._halt.is_set():
                     break
                 if self.realtime and frame.pts is not None and frame.time_base is not None:

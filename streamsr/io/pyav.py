@@ -122,12 +122,9 @@ class PyAVDecoder:
     def _decoded(self) -> Iterator[av.VideoFrame]:
         """Decoded frames in output order; a packet the decoder refuses is counted and skipped."""
         if self._source is not None:
-            yield from self._source.first_frames
-            self._source.first_frames = []
-            packets: Iterator[av.Packet] = self._source.video_packets()
-        else:
-            packets = self._container.demux(self._stream)
-        for packet in packets:
+            yield from self._source.frames(on_damaged=self._count_damaged)
+            return
+        for packet in self._container.demux(self._stream):
             try:
                 decoded = packet.decode()
             except av.InvalidDataError:
@@ -149,6 +146,9 @@ class PyAVDecoder:
                 arrays, pts = [], []
         if arrays:
             yield _batch(arrays, pts, tb, start)
+
+    def _count_damaged(self) -> None:
+        self.packets_damaged += 1
 
     def stream_seconds(self) -> float:
         """Source time from the first decoded frame to the last."""

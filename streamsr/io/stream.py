@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -87,8 +87,11 @@ class StreamSource:
     """
 
     def __init__(self, location: str, *, fmt: str | None = None, options: dict[str, str] | None = None,
-                 timeout: float | None = 30.0) -> None:
+                 timeout: float | None = 30.0, lookahead: int = _LOOKAHEAD_PACKETS) -> None:
+        """`lookahead`: video packets read ahead to tell constant from variable frame rate; 0 for a
+        preview that must start at once (the rate is then the one the stream declares)."""
         self.location = location
+        self._lookahead = lookahead
         try:
             self.container = av.open(ffmpeg_location(location, output=False), "r", format=fmt, options=options or {},
                                      metadata_errors="ignore", timeout=timeout)
@@ -137,6 +140,20 @@ class StreamSource:
             elif not self._pull():
                 return
 
+    def frames(self, on_damaged: Callable[[], None] | None = None) -> Iterator[av.VideoFrame]:
+        """The video's decoded frames, from the first; a packet the decoder refuses is skipped
+        (and reported to `on_damaged`)."""
+        first, self.first_frames = self.first_frames, []
+        yield from first
+        for packet in self.video_packets():
+            try:
+                decoded = packet.decode()
+            except av.InvalidDataError:
+                if on_damaged is not None:
+                    on_damaged()
+                continue
+            yield from decoded
+
     def take_other(self) -> av.Packet | None:
         """The next non-video packet read so far, or None if none is waiting."""
         return self._other.popleft() if self._other else None
@@ -158,7 +175,7 @@ class StreamSource:
             if packet is None and not self.first_frames:
                 raise InputError(f"{self.location}: {self._no_frame_reason()}")
         first = self.first_frames[0]
-        while len(self._video) < _LOOKAHEAD_PACKETS and self._pull():
+        while len(self._video) < self._lookahead and self._pull():
             pass
         times = sorted([f.pts for f in self.first_frames if f.pts is not None]
                        + [p.pts for p in self._video if p.pts is not None])[:48]
