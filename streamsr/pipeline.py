@@ -281,7 +281,7 @@ def run_stages(
     return decoder.busy_seconds, upscale_seconds - waited[0], writer.busy_seconds
 
 
-class _Warnings:
+class WarningLog:
     """Warnings of one run, each also passed on to the caller's callback as it happens."""
 
     def __init__(self, on_warning: Warn | None) -> None:
@@ -335,7 +335,7 @@ def upscale_file(
         InputError, OutputError, EncodeError, UnsupportedModelError: nothing was written.
         DecodeError: the source is damaged part-way; the frames that decoded were written.
     """
-    warn = _Warnings(on_warning)
+    warn = WarningLog(on_warning)
     src, info, upscaler, cfg = _prepare(src, config or UpscaleConfig(), upscaler, info, warn)
     codec = resolve_codec(cfg.encode.codec, width=info.width * upscaler.scale, height=info.height * upscaler.scale,
                           source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt,
@@ -372,7 +372,7 @@ def upscale_file(
     finally:
         decoder.close()
     result = UpscaleResult(dst, encoder.frames_written, time.perf_counter() - start, *times, warnings=tuple(warn.messages), codec=codec)
-    _check_complete(decoder, src, result)
+    check_complete(decoder, src, result)
     return result
 
 
@@ -410,7 +410,7 @@ def upscale_to_frames(
     failed or stopped run leaves no half-filled folder. 10-bit and deeper sources give 16-bit PNG
     or TIFF. Audio and the other streams are not part of a sequence. Errors as `upscale_file`.
     """
-    warn = _Warnings(on_warning)
+    warn = WarningLog(on_warning)
     src, info, upscaler, cfg = _prepare(src, config or UpscaleConfig(), upscaler, info, warn)
     folder = Path(folder)
     check_frames_folder(src, folder, overwrite=cfg.overwrite)
@@ -438,11 +438,12 @@ def upscale_to_frames(
         warn(f"{writer.frames_dropped} frame(s) dropped: their timestamps repeat or go back in the source")
     result = UpscaleResult(folder, writer.frames_written, time.perf_counter() - start, *times, warnings=tuple(warn.messages),
                            codec=image_format)
-    _check_complete(decoder, src, result)
+    check_complete(decoder, src, result)
     return result
 
 
-def _check_complete(decoder: Decoder, src: Path, result: UpscaleResult) -> None:
+def check_complete(decoder: Decoder, src: Path, result: UpscaleResult) -> None:
+    """Raise `DecodeError` (with the counts) if the source lost frames: what decoded was written."""
     missing = decoder.frames_missing()
     if decoder.error is not None or missing:
         lost = f"{missing} frames lost" if missing else "the rest did not decode"

@@ -37,7 +37,7 @@ from .pipeline import (
     UpscaleConfig,
     UpscaleResult,
     Warn,
-    _Warnings,
+    WarningLog,
     check_output,
     check_scale,
     default_output,
@@ -167,7 +167,7 @@ def upscale_segmented(
     segments (default: one after another in this process, with `upscaler`).
     """
     cfg = config or UpscaleConfig()
-    warn = _Warnings(on_warning)
+    warn = WarningLog(on_warning)
     src = check_source(src)
     info = probe(src)
     if upscaler is None:  # also with another engine: the model says the scale, and names the settings

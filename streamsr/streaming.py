@@ -26,8 +26,8 @@ from .pipeline import (
     UpscaleConfig,
     UpscaleResult,
     Warn,
-    _check_complete,
-    _Warnings,
+    WarningLog,
+    check_complete,
     check_output,
     check_scale,
     make_upscaler,
@@ -67,7 +67,7 @@ def upscale_stream(
         DecodeError: the source broke off or is damaged part-way (what decoded was written).
     """
     cfg = config or UpscaleConfig()
-    warn = _Warnings(on_warning)
+    warn = WarningLog(on_warning)
     src, dst = str(src), str(dst)
     if live_policy not in LIVE_POLICIES:
         raise ValueError(f"live_policy must be one of {', '.join(LIVE_POLICIES)}, got {live_policy!r}")
@@ -134,7 +134,7 @@ def upscale_stream(
         warn(f"the output fell {seconds - decoder.stream_seconds():.1f} s behind the live source "
              f"(--live-policy drop keeps real time by skipping frames)")
     result = UpscaleResult(Path(dst), encoder.frames_written, seconds, *times, warnings=tuple(warn.messages), codec=codec)
-    _check_complete(decoder, Path(src), result)
+    check_complete(decoder, Path(src), result)
     return result
 
 
