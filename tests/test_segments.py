@@ -151,3 +151,22 @@ def test_open_gop_hevc_seams_lose_nothing(media_dir: Path, tmp_path: Path) -> No
     assert times == frames_and_times(src)[1]
     diffs = np.abs(frames[1:].astype(np.int16) - frames[:-1]).mean(axis=(1, 2, 3))
     assert diffs.min() > 1  # no frame repeated at a seam (the pattern moves every frame)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_joined_decode_timestamps_are_monotonic_and_never_after_pts(seed: int) -> None:
+    from streamsr.io.join import decode_timestamps
+
+    rng = np.random.default_rng(seed)
+    pts: list[int] = []
+    for start in range(0, 600, 60):  # segments of 60 ticks, each reordered like B-frame pyramids
+        frames = list(range(start, start + 60, 3))
+        order = []
+        for i in range(0, len(frames), 4):
+            group = frames[i : i + 4]
+            order += [group[-1], *rng.permutation(group[:-1]).tolist()]  # the anchor first, then the rest
+        pts += order
+    dts = decode_timestamps(pts)
+    assert all(a < b for a, b in zip(dts, dts[1:], strict=False))
+    assert all(d <= p for d, p in zip(dts, pts, strict=True))
+    assert decode_timestamps([0, 3, 6]) == [0, 3, 6]  # no reordering: dts = pts
