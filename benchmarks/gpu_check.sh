@@ -32,6 +32,8 @@ if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
   fi
   if want bench; then
     timeout "${BENCH_TIMEOUT:-300}" python3 benchmarks/gpu_bench.py --frames "$FRAMES" --json "$OUT/gpu-bench.json" 2>&1 | tee "$OUT/gpu-bench.log"
+    # DALI on NVDEC against PyAV, frame for frame, on the shipped H.264 sample.
+    python3 -c "import nvidia.dali" 2>/dev/null && timeout 120 python3 benchmarks/decode.py examples/media/sample.mp4 --frames 48 2>&1 | tee "$OUT/decode.log"
   fi
 else
   echo "no CUDA here: running the CPU-capable parts only"
