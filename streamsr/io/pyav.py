@@ -164,6 +164,8 @@ class PyAVDecoder:
         timeline, and how far the last decoded frame falls short of the announced duration (two
         frames of slack absorb rounding).
         """
+        if self._source is not None:  # a pipe or network stream announces nothing to trust
+            return max(self.packets_damaged, self.frames_skipped)
         announced = self._stream.frames
         if announced:
             return max(0, announced - self.frames_decoded, self.packets_damaged)
