@@ -15,10 +15,12 @@ from tqdm import tqdm
 
 from . import __version__
 from .config import PIXEL_LOSSES, SAMPLINGS
+from .distributed import ENGINES
 from .engine import DEVICES, PRECISIONS
 from .errors import Interrupted, StreamSRError, raise_interrupted
 from .io import DECODERS
 from .io.sequence import SEQUENCE_FORMATS
+from .io.stream import LIVE_POLICIES, parse_options
 from .models import family_member
 from .models.runtimes import RUNTIMES
 from .pipeline import UpscaleConfig
@@ -47,10 +49,29 @@ def _echo_warning(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
 
+def _key_values(ctx: click.Context, param: click.Parameter, pairs: tuple[str, ...]) -> dict[str, str]:
+    """A repeatable KEY=VALUE option, as a dict."""
+    try:
+        return parse_options(pairs, "each value")
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def input_options(f: Any) -> Any:
+    """How FFmpeg opens the source: `upscale` and `probe` share them."""
+    for option in reversed([
+        click.option("--input-format", help="Input container (FFmpeg demuxer), where the source does not tell it."),
+        click.option("--input-option", "input_options", multiple=True, metavar="KEY=VALUE", callback=_key_values,
+                     help="FFmpeg demuxer/protocol option (repeatable), e.g. rtsp_transport=tcp, listen=1."),
+    ]):
+        f = option(f)
+    return f
+
+
 def engine_options(f: Any) -> Any:
     """Where the work runs: this process, or a Ray cluster."""
     for option in reversed([
-        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+        click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
                      help="ray: run files (batch) or segments (upscale) as Ray tasks (pip install \"streamsr[ray]\")."),
         click.option("--address", help="Ray cluster to join: auto (started with `ray start`) or ray://HOST:PORT "
                                        "(default: a local Ray instance)."),
@@ -128,11 +149,10 @@ def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> 
 @click.option("-o", "--output", help="Output file, - for stdout, or a URL (default: INPUT_x<scale>.<ext> beside the input).")
 @click.option("-f", "--format", "output_format", help="Output container (FFmpeg muxer: matroska, mp4, mpegts, flv...); "
               "needed where the output has no suffix to tell it (stdout, most URLs).")
-@click.option("--output-option", multiple=True, metavar="KEY=VALUE", help="FFmpeg muxer/protocol option (repeatable).")
-@click.option("--input-format", help="Input container (FFmpeg demuxer), where the source does not tell it.")
-@click.option("--input-option", multiple=True, metavar="KEY=VALUE",
-              help="FFmpeg demuxer/protocol option (repeatable), e.g. rtsp_transport=tcp, listen=1.")
-@click.option("--live-policy", type=click.Choice(["auto", "drop", "wait"]), default="auto", show_default=True,
+@click.option("--output-option", "output_options", multiple=True, metavar="KEY=VALUE", callback=_key_values,
+              help="FFmpeg muxer/protocol option (repeatable).")
+@input_options
+@click.option("--live-policy", type=click.Choice(LIVE_POLICIES), default="auto", show_default=True,
               help="drop: skip frames the model has no time for, keeping real time; wait: never drop. "
                    "auto: drop for live network streams and capture devices, wait otherwise.")
 @click.option("--reconnect", is_flag=True, help="Reconnect an http(s) source that drops (FFmpeg's reconnect options).")
@@ -148,8 +168,8 @@ def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> 
 @engine_options
 @upscale_options
 @click.pass_context
-def upscale(ctx: click.Context, src: str, output: str | None, output_format: str | None, output_option: tuple[str, ...],
-            input_format: str | None, input_option: tuple[str, ...], live_policy: str, reconnect: bool,
+def upscale(ctx: click.Context, src: str, output: str | None, output_format: str | None, output_options: dict[str, str],
+            input_format: str | None, input_options: dict[str, str], live_policy: str, reconnect: bool,
             segment_seconds: float | None, resume: bool, engine: str, address: str | None, frames_out: Path | None, frames_format: str, pipeline: str, quiet: bool, **options: Any) -> None:
     """Upscale one video or image. A video keeps its audio, subtitles, chapters, metadata and
     timestamps; an image (PNG, JPEG, WebP, TIFF, BMP) keeps its format, depth, alpha, ICC profile
@@ -168,14 +188,14 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
     """
     from .images import is_image, upscale_image
     from .io.probe import probe
-    from .io.stream import is_playlist, is_stream_location, parse_options, reconnect_options
+    from .io.stream import is_playlist, is_stream_location, reconnect_options
     from .pipeline import upscale_file, upscale_to_frames
     from .streaming import upscale_stream
 
     if frames_out is not None and output is not None:
         raise click.UsageError("give either -o (a video) or --frames-out (a folder of images), not both")
     streaming = (is_stream_location(src) or (output is not None and (is_stream_location(output) or is_playlist(output)))
-                 or any((output_format, output_option, input_format, input_option, reconnect, live_policy != "auto")))
+                 or any((output_format, output_options, input_format, input_options, reconnect, live_policy != "auto")))
     if streaming and frames_out is not None:
         raise click.UsageError("--frames-out reads a video file; pipes, URLs and -f/--input-format write videos only")
     segmented = segment_seconds is not None or resume or engine == "ray"  # Ray runs segments
@@ -183,13 +203,11 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
         raise click.UsageError("--segment-seconds/--resume take a video file and write a video file")
     if streaming and output is None:
         raise click.UsageError("a pipe or URL source needs -o (a file, - for stdout, or a URL)")
-    try:
-        input_options = parse_options(input_option, "--input-option")
-        output_options = parse_options(output_option, "--output-option")
-        if reconnect:
+    if reconnect:
+        try:
             input_options = {**reconnect_options(src), **input_options}
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
     cfg = build_config(ctx, pipeline, options)
     if not streaming and is_image(Path(src)):
         if frames_out is not None:
@@ -471,9 +489,8 @@ def compare(source: Path, upscaled: Path | None, at: str, output: Path | None, s
 
 @cli.command("probe")
 @click.argument("src")
-@click.option("--input-format", help="Input container (FFmpeg demuxer), where the source does not tell it.")
-@click.option("--input-option", multiple=True, metavar="KEY=VALUE", help="FFmpeg demuxer/protocol option (repeatable).")
-def probe_command(src: str, input_format: str | None, input_option: tuple[str, ...]) -> None:
+@input_options
+def probe_command(src: str, input_format: str | None, input_options: dict[str, str]) -> None:
     """Show a video's streams, codecs, sizes, frame rate and duration as streamsr sees them: a
     file, - (stdin) or a URL.
 
@@ -484,14 +501,10 @@ def probe_command(src: str, input_format: str | None, input_option: tuple[str, .
         streamsr probe rtsp://camera/stream --input-option rtsp_transport=tcp
     """
     from .io.probe import probe
-    from .io.stream import StreamSource, is_stream_location, parse_options
+    from .io.stream import StreamSource, is_stream_location
 
-    if is_stream_location(src) or input_format or input_option:
-        try:
-            options = parse_options(input_option, "--input-option")
-        except ValueError as e:
-            raise click.UsageError(str(e)) from None
-        source = StreamSource(src, fmt=input_format, options=options)
+    if is_stream_location(src) or input_format or input_options:
+        source = StreamSource(src, fmt=input_format, options=input_options)
         info = source.info
         source.close()
     else:

@@ -15,7 +15,6 @@ from typing import Any
 
 from .engine import Upscaler
 from .errors import BackendUnavailableError
-from .frames import VideoInfo
 from .pipeline import Progress, UpscaleConfig, UpscaleResult, make_upscaler, settings_fingerprint
 
 ENGINES = ("local", "ray")
@@ -110,12 +109,12 @@ class RayFileRunner:
 
 
 def ray_segment_runner(config: UpscaleConfig, *, address: str | None = None, max_retries: int = DEFAULT_RETRIES,
-                       cpus_per_task: float = 1.0) -> Callable[[list[Any], VideoInfo, Progress], None]:
+                       cpus_per_task: float = 1.0) -> Callable[[list[Any], Progress], None]:
     """A `segments.RunSegments` that upscales the segments as Ray tasks, all at once."""
     ray = connect(address)
     task = ray.remote(max_retries=max_retries, **task_resources(ray, config, cpus_per_task))(_run_segment)
 
-    def run(jobs: list[Any], info: VideoInfo, progress: Progress) -> None:
+    def run(jobs: list[Any], progress: Progress) -> None:
         pending = {task.remote(job): job for job in jobs}
         try:
             while pending:

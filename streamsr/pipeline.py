@@ -294,9 +294,9 @@ class WarningLog:
             self._on_warning(message)
 
 
-def _prepare(src: str | Path, cfg: UpscaleConfig, upscaler: Upscaler | None, info: VideoInfo | None,
-             warn: Warn) -> tuple[Path, VideoInfo, Upscaler, UpscaleConfig]:
-    """The checked source, its description, the engine and the config with the model's scale."""
+def prepare_run(src: str | Path, cfg: UpscaleConfig, upscaler: Upscaler | None, info: VideoInfo | None,
+                warn: Warn) -> tuple[Path, VideoInfo, Upscaler, UpscaleConfig]:
+    """The checked source file, its description, the engine and the config with the model's scale."""
     src = check_source(src)
     if info is None:
         info = probe(src)
@@ -304,6 +304,14 @@ def _prepare(src: str | Path, cfg: UpscaleConfig, upscaler: Upscaler | None, inf
         upscaler = make_upscaler(cfg, on_warning=warn)
     check_scale(upscaler, cfg.scale)
     return src, info, upscaler, replace(cfg, scale=upscaler.scale)
+
+
+def output_codec(cfg: UpscaleConfig, info: VideoInfo, scale: int, container: str) -> str:
+    """The video encoder `cfg` asks for, for this source upscaled by `scale` into a container
+    with suffix `container` ("auto" resolved: see `io.codecs.resolve_codec`)."""
+    return resolve_codec(cfg.encode.codec, width=info.width * scale, height=info.height * scale,
+                         source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt,
+                         container=container)
 
 
 def _open_source(src: Path, info: VideoInfo, upscaler: Upscaler, cfg: UpscaleConfig) -> Decoder:
@@ -336,10 +344,8 @@ def upscale_file(
         DecodeError: the source is damaged part-way; the frames that decoded were written.
     """
     warn = WarningLog(on_warning)
-    src, info, upscaler, cfg = _prepare(src, config or UpscaleConfig(), upscaler, info, warn)
-    codec = resolve_codec(cfg.encode.codec, width=info.width * upscaler.scale, height=info.height * upscaler.scale,
-                          source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt,
-                          container=Path(dst).suffix if dst is not None else src.suffix)
+    src, info, upscaler, cfg = prepare_run(src, config or UpscaleConfig(), upscaler, info, warn)
+    codec = output_codec(cfg, info, upscaler.scale, Path(dst).suffix if dst is not None else src.suffix)
     cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))
     dst = Path(dst) if dst is not None else default_output(src, upscaler.scale, codec)
     check_output(src, dst, overwrite=cfg.overwrite)
@@ -411,7 +417,7 @@ def upscale_to_frames(
     or TIFF. Audio and the other streams are not part of a sequence. Errors as `upscale_file`.
     """
     warn = WarningLog(on_warning)
-    src, info, upscaler, cfg = _prepare(src, config or UpscaleConfig(), upscaler, info, warn)
+    src, info, upscaler, cfg = prepare_run(src, config or UpscaleConfig(), upscaler, info, warn)
     folder = Path(folder)
     check_frames_folder(src, folder, overwrite=cfg.overwrite)
     for leftover in stale_partials(folder):

@@ -26,10 +26,9 @@ from pathlib import Path
 from .engine import Upscaler
 from .errors import DecodeError
 from .frames import VideoInfo
-from .io.codecs import resolve_codec
 from .io.encode import PyAVEncoder
 from .io.join import SegmentJoiner
-from .io.probe import check_source, open_input, probe
+from .io.probe import open_input
 from .io.pyav import PyAVDecoder
 from .partials import remove_partial, stale_partials, temporary_path
 from .pipeline import (
@@ -39,9 +38,9 @@ from .pipeline import (
     Warn,
     WarningLog,
     check_output,
-    check_scale,
     default_output,
-    make_upscaler,
+    output_codec,
+    prepare_run,
     run_stages,
     settings_fingerprint,
 )
@@ -87,6 +86,8 @@ class SegmentJob:
     """Everything a worker needs to upscale one segment: plain data, so an engine can ship it."""
 
     src: Path
+    info: VideoInfo
+    """The source's description, probed once for all segments."""
     segment: Segment
     work_dir: Path
     config: UpscaleConfig
@@ -97,12 +98,10 @@ class SegmentJob:
         return self.work_dir / self.segment.file_name
 
 
-def upscale_segment(job: SegmentJob, upscaler: Upscaler, info: VideoInfo | None = None,
-                    on_progress: Progress | None = None) -> int:
+def upscale_segment(job: SegmentJob, upscaler: Upscaler, on_progress: Progress | None = None) -> int:
     """Upscale one segment into the work folder (under a hidden name, renamed when complete);
     the number of frames written. Raises `DecodeError` if the segment lost frames."""
-    info = info or probe(job.src)
-    seg = job.segment
+    info, seg = job.info, job.segment
     decoder = PyAVDecoder(job.src, batch=upscaler.batch_for(info.height, info.width), info=info,
                           start_pts=seg.start_pts, end_pts=seg.end_pts)
     tmp = temporary_path(job.output)
@@ -144,7 +143,7 @@ def _prepare_work_folder(work: Path, plan: dict) -> None:
         remove_partial(leftover)
 
 
-RunSegments = Callable[[list[SegmentJob], VideoInfo, Progress], None]
+RunSegments = Callable[[list[SegmentJob], Progress], None]
 """Upscales the given segment jobs into their work folder (an engine: local or Ray)."""
 
 
@@ -166,22 +165,16 @@ def upscale_segmented(
     its finished segments; without, it is removed either way. `run_segments` upscales the missing
     segments (default: one after another in this process, with `upscaler`).
     """
-    cfg = config or UpscaleConfig()
     warn = WarningLog(on_warning)
-    src = check_source(src)
-    info = probe(src)
-    if upscaler is None:  # also with another engine: the model says the scale, and names the settings
-        upscaler = make_upscaler(cfg, on_warning=warn)
-    check_scale(upscaler, cfg.scale)
+    # The model is loaded here also for another engine: it says the scale and names the settings.
+    src, info, upscaler, cfg = prepare_run(src, config or UpscaleConfig(), upscaler, None, warn)
     scale = upscaler.scale
-    codec = resolve_codec(cfg.encode.codec, width=info.width * scale, height=info.height * scale,
-                          source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt,
-                          container=Path(dst).suffix if dst is not None else src.suffix)
+    codec = output_codec(cfg, info, scale, Path(dst).suffix if dst is not None else src.suffix)
     dst = Path(dst) if dst is not None else default_output(src, scale, codec)
     check_output(src, dst, overwrite=cfg.overwrite)
     for leftover in stale_partials(dst):
         remove_partial(leftover)
-    cfg = replace(cfg, scale=scale, encode=replace(cfg.encode, codec=codec))
+    cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))
     segments = plan_segments(src, segment_seconds)
     st = src.stat()
     plan = {"source": {"size": st.st_size, "mtime_ns": st.st_mtime_ns}, "settings": settings_fingerprint(cfg, upscaler),
@@ -189,7 +182,7 @@ def upscale_segmented(
     work = work_folder(dst)
     _prepare_work_folder(work, plan)
     # Absolute paths: a job may run in another process or on another node that sees the same storage.
-    jobs = [SegmentJob(src.resolve(), s, work.resolve(), cfg) for s in segments]
+    jobs = [SegmentJob(src.resolve(), info, s, work.resolve(), cfg) for s in segments]
     missing = [j for j in jobs if not j.output.is_file()]
     progress = on_progress or (lambda _n: None)
     progress(sum(j.segment.frames for j in jobs if j not in missing))  # finished earlier
@@ -198,9 +191,9 @@ def upscale_segmented(
     try:
         if run_segments is None:
             for job in missing:
-                upscale_segment(job, upscaler, info, progress)
+                upscale_segment(job, upscaler, progress)
         else:
-            run_segments(missing, info, progress)
+            run_segments(missing, progress)
         upscale_seconds = time.perf_counter() - start
         joiner = SegmentJoiner(tmp, src, info, [j.output for j in jobs], scale=scale, config=cfg.encode, warn=warn)
         try:

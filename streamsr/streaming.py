@@ -16,7 +16,6 @@ import av
 
 from .engine import Upscaler
 from .errors import DecodeError, EncodeError, OutputError
-from .io.codecs import resolve_codec
 from .io.encode import PyAVEncoder
 from .io.pyav import PyAVDecoder
 from .io.stream import LIVE_POLICIES, StreamSource, is_live, is_playlist, is_stream_location
@@ -31,6 +30,7 @@ from .pipeline import (
     check_output,
     check_scale,
     make_upscaler,
+    output_codec,
     run_stages,
 )
 
@@ -72,10 +72,16 @@ def upscale_stream(
     if live_policy not in LIVE_POLICIES:
         raise ValueError(f"live_policy must be one of {', '.join(LIVE_POLICIES)}, got {live_policy!r}")
     drop = live_policy == "drop" or (live_policy == "auto" and is_live(src, input_format))
-    dropped = [0]
+    dropped = 0
+
+    def count_dropped(frames: int) -> None:
+        nonlocal dropped
+        dropped += frames
+
     to_stream = is_stream_location(dst)
     # A playlist names its media files after itself: it cannot be written under a hidden name.
     playlist = not to_stream and is_playlist(dst, output_format)
+    atomic = not to_stream and not playlist  # written under a hidden name, renamed when complete
     if not to_stream:
         check_output(Path(src), Path(dst), overwrite=cfg.overwrite)
     elif output_format is None and dst == "-":
@@ -87,11 +93,10 @@ def upscale_stream(
     info = source.info
     target = dst
     try:
-        codec = resolve_codec(cfg.encode.codec, width=info.width * upscaler.scale, height=info.height * upscaler.scale,
-                              source_pix_fmt=info.pix_fmt, bit_depth=info.bit_depth, pix_fmt=cfg.encode.pix_fmt,
-                              container=".webm" if output_format == "webm" else Path(dst.split("?")[0]).suffix)
+        codec = output_codec(cfg, info, upscaler.scale,
+                             ".webm" if output_format == "webm" else Path(dst.split("?")[0]).suffix)
         before = set(Path(dst).parent.iterdir()) if playlist else set()
-        if not to_stream and not playlist:
+        if atomic:
             for leftover in stale_partials(Path(dst)):
                 remove_partial(leftover)
             target = str(temporary_path(Path(dst)))
@@ -104,7 +109,7 @@ def upscale_stream(
             raise OutputError(f"{dst}: cannot write there: {e}") from None
         try:
             times = run_stages(iter(decoder), upscaler.stream, encoder.write, queue_size=cfg.queue_size,
-                               on_progress=on_progress, on_drop=_counter(dropped) if drop else None)
+                               on_progress=on_progress, on_drop=count_dropped if drop else None)
             if encoder.frames_written == 0:
                 raise DecodeError(f"{src}: no frame could be decoded")
             encoder.close()
@@ -116,33 +121,26 @@ def upscale_stream(
         except BaseException:
             encoder.abort()
             raise
-        if not to_stream and not playlist:
+        if atomic:
             os.replace(target, dst)
     except BaseException:
         if playlist:  # the playlist and the media files this run began
             for path in set(Path(dst).parent.iterdir()) - before:
                 remove_partial(path)
-        elif not to_stream:
+        elif atomic:
             Path(target).unlink(missing_ok=True)
         raise
     finally:
         source.close()
     seconds = time.perf_counter() - start
-    if dropped[0]:
-        warn(f"{dropped[0]} frame(s) dropped to keep up with the source in real time (--live-policy drop)")
+    if dropped:
+        warn(f"{dropped} frame(s) dropped to keep up with the source in real time (--live-policy drop)")
     elif is_live(src, input_format) and decoder.stream_seconds() < seconds - 1:
         warn(f"the output fell {seconds - decoder.stream_seconds():.1f} s behind the live source "
              f"(--live-policy drop keeps real time by skipping frames)")
     result = UpscaleResult(Path(dst), encoder.frames_written, seconds, *times, warnings=tuple(warn.messages), codec=codec)
     check_complete(decoder, Path(src), result)
     return result
-
-
-
-def _counter(total: list[int]) -> Progress:
-    def add(n: int) -> None:
-        total[0] += n
-    return add
 
 
 __all__ = ["upscale_stream"]

@@ -94,6 +94,7 @@ def test_a_damaged_file_fails_alone_on_ray(cluster: Path, tmp_path: Path) -> Non
     assert result.exit_code == 1  # the batch finished; one file failed
     assert "bad.mkv" in result.output and "Traceback" not in result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == ["good.mkv"]
+    assert times(tmp_path / "out" / "good.mkv") == times(src / "good.mkv")  # the good file is whole
 
 
 def test_long_file_segments_on_ray_equal_the_local_run(cluster: Path, tmp_path: Path) -> None:

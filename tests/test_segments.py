@@ -74,7 +74,7 @@ def test_a_stopped_run_resumes_with_the_missing_segments_only(long_clip: Path, t
     upscaler = make_upscaler(config())
     ran: list[int] = []
 
-    def stop_after_two(jobs: list[SegmentJob], info: object, progress: object) -> None:
+    def stop_after_two(jobs: list[SegmentJob], progress: object) -> None:
         for job in jobs[:2]:
             upscale_segment(job, upscaler)
             ran.append(job.segment.index)
@@ -86,7 +86,7 @@ def test_a_stopped_run_resumes_with_the_missing_segments_only(long_clip: Path, t
     kept = sorted(p.name for p in work_folder(out).iterdir())
     assert kept == ["plan.json", "segment-00000.mp4", "segment-00001.mp4"]
 
-    def record(jobs: list[SegmentJob], info: object, progress: object) -> None:
+    def record(jobs: list[SegmentJob], progress: object) -> None:
         for job in jobs:
             upscale_segment(job, upscaler)
             ran.append(job.segment.index)

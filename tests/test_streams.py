@@ -207,3 +207,9 @@ def test_probe_a_url(clip: Path, http_server: str) -> None:
     assert result.exit_code == 0, result.output
     assert "video: mpeg4 64x48" in result.output and "audio: aac" in result.output
     assert "#2 subtitle: srt [eng]" in result.output
+
+
+def test_malformed_option_is_one_usage_line(clip: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["upscale", str(clip), "-o", str(tmp_path / "x.mkv"), "--input-option", "novalue"])
+    assert result.exit_code == 2 and "--input-option" in result.output and "key=value" in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -36,10 +36,10 @@ from .stream import StreamSource, ffmpeg_location, is_stream_location
 
 Warn = Callable[[str], None]
 
-# Tags that muxers compute from the data: copying the source's would describe the wrong file.
 _MP4_FORMATS = {"mp4", "mov", "ipod", "ismv", "3gp"}
 _MP4_SUFFIXES = (".mp4", ".mov", ".m4v")
 
+# Tags that muxers compute from the data: copying the source's would describe the wrong file.
 _STALE_TAGS = {"encoder", "duration", "number_of_frames", "number_of_bytes", "bps", "_statistics_tags",
                "_statistics_writing_app", "_statistics_writing_date_utc"}
 

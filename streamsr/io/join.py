@@ -38,9 +38,8 @@ class SegmentJoiner(PyAVEncoder):
     def __init__(self, path: str | Path, source: str | Path, info: VideoInfo, segments: Sequence[Path], *, scale: int,
                  config: EncodeConfig | None = None, warn: Warn | None = None) -> None:
         self._segments = list(segments)
-        with av.open(str(self._segments[0])) as first:
-            self._extradata = first.streams.video[0].codec_context.extradata
         self._template_container = av.open(str(self._segments[0]))
+        self._extradata = self._template_container.streams.video[0].codec_context.extradata
         try:
             super().__init__(path, source, info, scale=scale, config=config, warn=warn)
         finally:

@@ -92,10 +92,15 @@ def _frame_steps(container: av.container.InputContainer, stream: av.video.stream
             pts.append(packet.pts)
         if len(pts) >= 64:
             break
-    # Packets come in decode order; with B-frames the newest ones may still have gaps, so only
-    # the first 48 presentation times are complete.
-    pts = sorted(pts)[:48]
-    return [b - a for a, b in zip(pts, pts[1:], strict=False)]
+    return pts_steps(pts)
+
+
+def pts_steps(pts: list[int]) -> list[int]:
+    """Differences between the first 48 presentation times of ~64 read ahead. Packets come in
+    decode order; with B-frames the newest ones may still have gaps, so only the first 48
+    presentation times are complete."""
+    first = sorted(pts)[:48]
+    return [b - a for a, b in zip(first, first[1:], strict=False)]
 
 
 def is_variable_rate(steps: list[int], tb: Fraction) -> bool:

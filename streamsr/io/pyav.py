@@ -91,11 +91,11 @@ class PyAVDecoder:
     def frames(self) -> Iterator[tuple[np.ndarray, int]]:
         """(rgb HWC array, pts) per frame, in presentation order as FFmpeg outputs them."""
         last_pts = -1
+        start, end = self._range
         try:
             for frame in self._decoded():
                 # A frame with no pts (rare, broken muxers) gets the next tick after the last one.
                 pts = frame.pts if frame.pts is not None else last_pts + 1
-                start, end = self._range
                 if start is not None and pts < start:  # before the segment: the seek lands on a keyframe
                     continue
                 if end is not None and pts >= end:  # frames come in presentation order: the segment is done

@@ -52,7 +52,8 @@ class FrameSequenceWriter:
             self._last_pts = pts
             path = self.folder / frame_name(self.frames_written + 1, self.suffix)
             try:
-                write_picture(Picture(rgb, None, False, None, None), path, SEQUENCE_FORMATS[self.suffix])
+                picture = Picture(rgb=rgb, alpha=None, grey=False, icc_profile=None, exif=None)
+                write_picture(picture, path, SEQUENCE_FORMATS[self.suffix])
             except ValueError as e:  # Pillow's refusal of a size the format cannot hold
                 raise EncodeError(f"{path.name}: cannot be written as {self.suffix} ({e})") from e
             self._times.append(milliseconds(pts, batch.time_base))

@@ -20,7 +20,7 @@ import av
 
 from ..errors import InputError
 from ..frames import VideoInfo
-from .probe import bit_depth_of, color_of, frame_rate, is_variable_rate, stream_infos
+from .probe import bit_depth_of, color_of, frame_rate, is_variable_rate, pts_steps, stream_infos
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _LOOKAHEAD_PACKETS = 64
@@ -177,9 +177,8 @@ class StreamSource:
         first = self.first_frames[0]
         while len(self._video) < self._lookahead and self._pull():
             pass
-        times = sorted([f.pts for f in self.first_frames if f.pts is not None]
-                       + [p.pts for p in self._video if p.pts is not None])[:48]
-        steps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        steps = pts_steps([f.pts for f in self.first_frames if f.pts is not None]
+                          + [p.pts for p in self._video if p.pts is not None])
         tb = Fraction(stream.time_base)
         fps = frame_rate(stream, steps)
         duration = self.container.duration / av.time_base if self.container.duration else None
