@@ -664,43 +664,34 @@ def evaluate(model_name: str | None, scale: int | None, data_dirs: tuple[Path, .
     \b
         STREAMSR_DATA=/data streamsr eval -s 4 --degradation x264:crf=28
     """
-    from .engine import Upscaler
     from .errors import ScaleMismatchError
     from .models import DEFAULT_SCALE, default_model_name, load_model
     from .train.degrade import Compression
-    from .train.evaluate import benchmark_folders, engine_upscaler, evaluate_set, export_with_quality, quality_table
+    from .train.evaluate import SetScore, evaluate_engine, evaluation_engine, export_refusal
 
     try:
         compression = Compression.parse(degradation) if degradation else None
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--degradation") from e
-    if export_path and self_ensemble:
-        # A weight file's recorded quality is what the weights alone reach.
-        raise click.UsageError("--export records the model's own scores; run it without --self-ensemble")
-
     model = load_model(model_name or default_model_name(scale or DEFAULT_SCALE))
     if scale is not None and model.scale != scale:
         raise ScaleMismatchError(f"model {model.name} upscales x{model.scale}, but --scale {scale} was asked for")
-    dirs = list(data_dirs) or benchmark_folders()
-    backend = backend or model.runtime
-    if export_path and (backend != "torch" or precision != "fp32"):
-        raise click.UsageError("--export records the torch fp32 scores; run it without --backend and --precision")
-    engine = Upscaler(model, device="cpu", precision=precision, backend=backend, tile=0, self_ensemble=self_ensemble)
-    upscale = engine_upscaler(engine)
+    engine = evaluation_engine(model, backend=backend, precision=precision, self_ensemble=self_ensemble)
+    if export_path and (why := export_refusal(engine)) is not None:
+        raise click.UsageError(f"--export: {why}")
     click.echo(f"{model.name}{'+ (self-ensemble of 8)' if self_ensemble else ''} (x{model.scale}, {engine.runtime} {engine.precision_name})"
                + (f", LR through {compression}" if compression else ""))
     click.echo(f"{'set':<8} {'images':>6} {'PSNR':>7} {'SSIM':>7} {'bicubic':>8} {'bic SSIM':>8} {'img/s':>6}")
-    scores = []
-    for d in dirs:
-        sc = evaluate_set(d, upscale, scale=model.scale, compression=compression)
-        scores.append(sc)
+
+    def show(sc: SetScore) -> None:
         click.echo(f"{sc.name:<8} {sc.images:>6} {sc.psnr:>7.3f} {sc.ssim:>7.4f} {sc.bicubic_psnr:>8.3f} {sc.bicubic_ssim:>8.4f} {sc.images_per_second:>6.2f}")
+
+    scores = evaluate_engine(engine, list(data_dirs) or None, compression=compression, export=export_path, on_set=show)
     if json_path:
         json_path.write_text(json.dumps({"model": model.name, "scale": model.scale, "self_ensemble": self_ensemble,
                                          "degradation": str(compression) if compression else None,
                                          "sets": [sc.as_dict() for sc in scores]}, indent=2))
     if export_path:
-        export_with_quality(model, quality_table(scores, compression), export_path)
         click.echo(f"wrote {export_path}")
 
 

@@ -205,6 +205,36 @@ def test_eval_scores_the_self_ensemble_apart(tmp_path: Path, tiny_weights: Path)
     assert code != 0 and "--export" in text and not (tmp_path / "w.safetensors").exists()
 
 
+def test_python_evaluation_scores_and_exports_as_eval_does(tmp_path: Path, tiny_weights: Path) -> None:
+    """The library's evaluation gives `eval`'s figures, records them in an exported file, and
+    refuses to record the self-ensemble's."""
+    import json
+
+    import torch
+    from conftest import pattern
+
+    from streamsr.errors import ConfigError
+    from streamsr.io.images import write_png
+    from streamsr.models import load_model
+    from streamsr.train.evaluate import evaluate_engine, evaluation_engine
+
+    images = tmp_path / "set"
+    images.mkdir()
+    write_png(torch.from_numpy(pattern(48, 40, 0)).permute(2, 0, 1), images / "a.png")
+    model = load_model(str(tiny_weights))
+    heard = []
+    scores = evaluate_engine(evaluation_engine(model), [images], export=tmp_path / "w.safetensors", on_set=heard.append)
+    assert heard == scores and scores[0].images == 1
+    code, text = run("eval", "-m", str(tiny_weights), str(images), "--json", str(tmp_path / "e.json"))
+    assert code == 0, text
+    assert json.loads((tmp_path / "e.json").read_text())["sets"][0]["psnr"] == pytest.approx(scores[0].psnr)
+    recorded = load_model(str(tmp_path / "w.safetensors")).quality()["set"]
+    assert recorded["psnr"] == pytest.approx(scores[0].psnr, abs=1e-4)
+    with pytest.raises(ConfigError, match="self-ensemble"):
+        evaluate_engine(evaluation_engine(model, self_ensemble=True), [images], export=tmp_path / "e.safetensors")
+    assert not (tmp_path / "e.safetensors").exists()
+
+
 def test_self_ensemble_reaches_the_engine_and_the_batch_fingerprint(clip_mp4: Path, tmp_path: Path, tiny_weights: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace

@@ -19,7 +19,8 @@ import av
 from ..errors import EncodeError
 from ..frames import VideoInfo
 from .codecs import EncodeConfig
-from .encode import PyAVEncoder, Warn
+from .encode import PyAVEncoder
+from .passthrough import Warn
 
 
 def decode_timestamps(pts_in_decode_order: Sequence[int]) -> list[int]:
@@ -78,7 +79,7 @@ class SegmentJoiner(PyAVEncoder):
                     packet.dts = next(dts)
                     self._mux_others_until(float(packet.pts * packet.time_base))
                     packet.stream = self._video
-                    self._mux_checked(packet)
+                    self._mux_video(packet)
                     self.frames_written += 1
         return self.frames_written
 

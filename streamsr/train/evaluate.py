@@ -134,3 +134,39 @@ def evaluate_set(folder: str | Path, upscale: Upscale, *, scale: int, compressio
     means = [_mean([_mean(g[i]) for g in per_group]) for i in range(4)]
     count = sum(len(g) for g in groups)
     return SetScore(folder.name, count, *means, images_per_second=count / elapsed)
+
+
+def evaluation_engine(model: ModelDescriptor, *, backend: str | None = None, precision: str = "fp32",
+                      self_ensemble: bool = False) -> Upscaler:
+    """The engine `streamsr eval` scores with: the CPU, whole images (no tiles), fp32 torch by default."""
+    return Upscaler(model, device="cpu", precision=precision, backend=backend or model.runtime, tile=0, self_ensemble=self_ensemble)
+
+
+def export_refusal(engine: Upscaler) -> str | None:
+    """Why scores of `engine` cannot be recorded in a weight file, or None: a file's recorded
+    quality is what its weights alone reach in torch fp32."""
+    if engine.self_ensemble or engine.runtime != "torch" or engine.precision_name != "fp32":
+        return "an exported file records the model's own torch fp32 scores: export without the self-ensemble, another backend or precision"
+    return None
+
+
+def evaluate_engine(engine: Upscaler, folders: list[Path] | None = None, *, compression: Compression | None = None,
+                    export: str | Path | None = None, on_set: Callable[[SetScore], None] | None = None) -> list[SetScore]:
+    """Score `engine` on each folder (default: the benchmark sets below $STREAMSR_DATA/bench);
+    `on_set` hears each set's score as it is done. With `export`, a copy of the weights recording
+    these scores is written there.
+
+    Raises:
+        ConfigError: no folders and no benchmark sets, or `export` refused (`export_refusal`).
+    """
+    if export is not None and (why := export_refusal(engine)) is not None:
+        raise ConfigError(why)
+    upscale = engine_upscaler(engine)
+    scores = []
+    for folder in folders or benchmark_folders():
+        scores.append(evaluate_set(folder, upscale, scale=engine.scale, compression=compression))
+        if on_set is not None:
+            on_set(scores[-1])
+    if export is not None:
+        export_with_quality(engine.model, quality_table(scores, compression), export)
+    return scores
