@@ -21,9 +21,12 @@ from .errors import Interrupted, StreamSRError, raise_interrupted
 from .io import DECODERS
 from .io.sequence import SEQUENCE_FORMATS
 from .io.stream import LIVE_POLICIES, parse_options
-from .models import family_member
+from .models import SCALE_RANGE, family_member
 from .models.runtimes import RUNTIMES
 from .pipeline import UpscaleConfig
+
+SCALE = click.IntRange(*SCALE_RANGE)
+"""Any model's upscaling factor, as options take it."""
 
 
 class _StreamSRGroup(click.Group):
@@ -84,7 +87,7 @@ def upscale_options(f: Any) -> Any:
     """The options `upscale` and `batch` share; each overrides the --pipeline preset's value."""
     options = [
         click.option("-p", "--pipeline", default="default", show_default=True, help="Preset name (see `streamsr pipelines`) or .toml path."),
-        click.option("-s", "--scale", type=click.IntRange(2, 8), default=None,
+        click.option("-s", "--scale", type=SCALE, default=None,
                      help="Upscaling factor: picks safdn-x<scale> (default 4); with --model, the model's scale, checked against this."),
         click.option("-m", "--model", default="",
                      help="Model name (`streamsr models`) or file: ours, a community .pth/.safetensors (spandrel), or .onnx."),
@@ -325,7 +328,7 @@ def batch(ctx: click.Context, in_dir: Path, out_dir: Path, pattern: str | None, 
 
 @cli.command()
 @click.argument("src", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-s", "--scale", type=click.IntRange(2, 8), help="Picks safdn-x<scale> (default 4); with --model, checked against it.")
+@click.option("-s", "--scale", type=SCALE, help="Picks safdn-x<scale> (default 4); with --model, checked against it.")
 @click.option("--size", default="320x180", show_default=True, help="WxH of the generated clip (ignored with SRC).")
 @click.option("--frames", type=click.IntRange(min=1), default=24, show_default=True, help="Frames in the generated clip.")
 @click.option("-m", "--model", default="", help="Model name or file (default: safdn-x<scale>).")
@@ -454,7 +457,7 @@ def _seconds(text: str) -> float:
 @click.option("--at", "at", default="0", show_default=True, help="Time of the frame: 12.5, 12.5s, 1:05 or 1:02:03.5.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Picture to write, PNG/JPEG/WebP (default: SOURCE_compare.png beside the source).")
-@click.option("-s", "--scale", type=click.IntRange(2, 8), default=None, help="Without UPSCALED: picks safdn-x<scale> (default 4).")
+@click.option("-s", "--scale", type=SCALE, default=None, help="Without UPSCALED: picks safdn-x<scale> (default 4).")
 @click.option("-m", "--model", default="", help="Without UPSCALED: the model to run (name or file).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--backend", type=click.Choice(RUNTIMES), default="auto", show_default=True)
@@ -641,7 +644,7 @@ def train(config_path: Path | None, resume: bool, **overrides: Any) -> None:
 
 @cli.command("eval")
 @click.option("-m", "--model", "model_name", help="Model name or file (default: safdn-xSCALE).")
-@click.option("-s", "--scale", type=click.IntRange(2, 8), help="Default 4, or the model's; checked against the model's.")
+@click.option("-s", "--scale", type=SCALE, help="Default 4, or the model's; checked against the model's.")
 @click.argument("data_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the scores as JSON.")
 @click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),

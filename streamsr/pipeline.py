@@ -64,10 +64,12 @@ class UpscaleConfig:
     def __post_init__(self) -> None:
         from .engine import DEVICES, PRECISIONS
         from .io import DECODERS
+        from .models import SCALE_RANGE
         from .models.runtimes import RUNTIMES
 
-        if self.scale is not None and not 2 <= self.scale <= 8:
-            raise ValueError(f"scale must be from 2 to 8, got {self.scale}")
+        low, high = SCALE_RANGE
+        if self.scale is not None and not low <= self.scale <= high:
+            raise ValueError(f"scale must be from {low} to {high}, got {self.scale}")
         for name, value, allowed in (("device", self.device, DEVICES), ("precision", self.precision, PRECISIONS),
                                      ("decoder", self.decoder, DECODERS), ("backend", self.backend, RUNTIMES)):
             if value not in allowed:

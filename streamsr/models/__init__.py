@@ -38,6 +38,8 @@ class NamedModel:
 
 SCALES = (2, 3, 4)
 """The scales the shipped SAFDN models cover."""
+SCALE_RANGE = (2, 8)
+"""The upscaling factors any model may have (SAFDN's are `SCALES`; other architectures reach x8)."""
 DEFAULT_SCALE = 4
 """The scale `upscale` uses when neither a scale nor a model is given."""
 
@@ -157,6 +159,7 @@ __all__ = [
     "CATALOG",
     "DEFAULT_SCALE",
     "SCALES",
+    "SCALE_RANGE",
     "REGISTRY",
     "ArchSpec",
     "Complexity",
