@@ -63,3 +63,12 @@ def test_preset_values_apply(clip_mp4: Path, tmp_path: Path, tiny_weights: Path)
     with av.open(str(out)) as c:
         v = c.streams.video[0]
         assert v.codec_context.name == "hevc" and v.codec_context.pix_fmt == "yuv420p10le"
+
+
+def test_compressed_preset_picks_the_video_model_of_the_asked_scale(clip_mp4: Path) -> None:
+    from streamsr.cli import build_config, upscale
+
+    for args, model in (([], "safdn-x4-video"), (["-s", "2"], "safdn-x2-video")):
+        ctx = upscale.make_context("upscale", [str(clip_mp4), "-p", "compressed", *args])
+        config = build_config(ctx, "compressed", ctx.params)
+        assert config.model == model and config.scale == int(model[7])
