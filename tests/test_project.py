@@ -57,3 +57,23 @@ def test_nothing_in_the_repository_shadows_a_dependency() -> None:
     local = {p.stem for d in ("benchmarks", "examples", "scripts", "tests") for p in (ROOT / d).glob("*.py")}
     local |= {p.name for d in ("benchmarks", "examples", "scripts", "tests") for p in (ROOT / d).iterdir() if p.is_dir()}
     assert not local & taken, sorted(local & taken)
+
+
+def test_shipped_weights_carry_structured_metadata_without_machine_paths() -> None:
+    """Each weight file describes itself as data: architecture, hyperparameters, training record
+    (data by name and content hash) and measured quality; no run folders or machine paths."""
+    import json
+
+    from safetensors import safe_open
+
+    files = sorted((ROOT / "weights").glob("*.safetensors"))
+    assert files
+    for path in files:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata()
+        assert {"arch", "hparams", "scale", "training", "quality"} <= set(meta), path.name
+        training = json.loads(meta["training"])
+        assert training["data"] and all(set(d) >= {"name", "sha256"} for d in training["data"]), path.name
+        assert json.loads(meta["quality"]).get("Set5", {}).get("psnr", 0) > 25, path.name
+        text = " ".join(meta.values())
+        assert not re.search(r"(^|[\s\"'])/|\.\./|\bruns/|[A-Za-z]:\\\\", text), path.name
