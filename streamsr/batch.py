@@ -20,7 +20,7 @@ from .engine import Upscaler
 from .errors import DecodeError, InputError, OutputError, StreamSRError, is_disk_full
 from .images import is_image, upscale_image
 from .io.probe import probe
-from .partials import is_temporary
+from .partials import remove_stale_partials
 from .pipeline import UpscaleConfig, UpscaleResult, fit_container, make_upscaler, settings_fingerprint, upscale_file
 
 VIDEO_SUFFIXES = frozenset(
@@ -149,16 +149,6 @@ class Manifest:
         tmp.replace(self.path)
 
 
-def remove_stale_partials(out_dir: Path) -> int:
-    """Delete temporary outputs a killed run left behind (their names say they are ours)."""
-    removed = 0
-    for path in out_dir.rglob(".*.partial-*"):
-        if is_temporary(path) and path.is_file():
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
 def upscale_one(job: Job, upscaler: Upscaler | None = None, *, events: BatchEvents | None = None) -> UpscaleResult:
     """Run one job (the unit a distributed engine schedules)."""
     ev = events or BatchEvents()
@@ -212,7 +202,7 @@ def upscale_many(
     if out_dir.resolve() == in_dir.resolve():
         raise OutputError(f"{out_dir}: the output folder must differ from the input folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_partials(out_dir)
+    remove_stale_partials(out_dir, recursive=True)
     sources, ignored = find_inputs(in_dir, out_dir, pattern=pattern, recursive=recursive)
     report = BatchReport(ignored=ignored)
     if upscaler is None:

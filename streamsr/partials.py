@@ -35,6 +35,15 @@ def stale_partials(dst: Path) -> list[Path]:
     return sorted(found)
 
 
+def remove_stale_partials(folder: Path, *, recursive: bool = False) -> int:
+    """Delete every temporary output (file or frame folder) a killed run left in `folder` (and, with
+    `recursive`, below it); only names `temporary_path` makes are touched. The number removed."""
+    found = [p for p in (folder.rglob if recursive else folder.glob)(".*.partial-*") if is_temporary(p)]
+    for path in found:
+        remove_partial(path)
+    return len(found)
+
+
 def remove_partial(path: Path) -> None:
     """Delete a temporary output, file or frame folder; one already gone is fine."""
     if path.is_dir() and not path.is_symlink():

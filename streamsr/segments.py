@@ -30,7 +30,7 @@ from .io.encode import PyAVEncoder
 from .io.join import SegmentJoiner
 from .io.probe import open_input
 from .io.pyav import PyAVDecoder
-from .partials import remove_partial, stale_partials, temporary_path
+from .partials import remove_partial, remove_stale_partials, stale_partials, temporary_path
 from .pipeline import (
     Progress,
     UpscaleConfig,
@@ -139,8 +139,7 @@ def _prepare_work_folder(work: Path, plan: dict) -> None:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
         (work / PLAN_FILE).write_text(json.dumps(plan))
-    for leftover in work.glob(".*.partial-*"):
-        remove_partial(leftover)
+    remove_stale_partials(work)
 
 
 RunSegments = Callable[[list[SegmentJob], Progress], None]

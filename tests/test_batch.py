@@ -192,3 +192,22 @@ def test_sigterm_stops_a_batch_at_once_and_leaves_no_partial(tmp_path: Path, tin
         with av.open(str(path)) as done:
             assert sum(1 for _ in done.decode(video=0)) == 240
     assert not list(out.glob(".*partial*"))
+
+
+def test_stale_partials_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    """A killed run's temporary files and frame folders go; the user's own dot-files stay."""
+    from streamsr.partials import remove_stale_partials, temporary_path
+
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    stale_file = temporary_path(tmp_path / "a.mp4")
+    stale_file.write_bytes(b"x")
+    stale_frames = temporary_path(sub / "frames")
+    stale_frames.mkdir()
+    (stale_frames / "000001.png").write_bytes(b"x")
+    kept = [tmp_path / ".notes.partial-draft.txt", tmp_path / "a.mp4", sub / ".b.partial-zz.mkv"]
+    for path in kept:
+        path.write_bytes(b"mine")
+    assert remove_stale_partials(tmp_path) == 1 and stale_frames.exists()
+    assert remove_stale_partials(tmp_path, recursive=True) == 1
+    assert not stale_file.exists() and not stale_frames.exists() and all(p.read_bytes() == b"mine" for p in kept)
