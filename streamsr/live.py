@@ -118,9 +118,9 @@ class LiveSession:
     record: Path | None = None
     snapshot_dir: Path = Path(".")
     stats: LiveStats = field(default_factory=LiveStats)
-    _latencies: deque[float] = field(default_factory=lambda: deque(maxlen=120))
-    _model_ms: deque[float] = field(default_factory=lambda: deque(maxlen=120))
-    _shown_at: deque[float] = field(default_factory=lambda: deque(maxlen=60))
+    recent_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=120))
+    recent_model_ms: deque[float] = field(default_factory=lambda: deque(maxlen=120))
+    recent_shown_at: deque[float] = field(default_factory=lambda: deque(maxlen=60))
 
 
 def live_model(scale: int, device: str = "auto") -> str:
@@ -180,14 +180,14 @@ def run_live(
             rgb, captured_at = item
             t0 = time.perf_counter()
             sr = _to_image(session.upscaler(_to_tensor(rgb).to(session.upscaler.device)).cpu())
-            session._model_ms.append(1000 * (time.perf_counter() - t0))
+            session.recent_model_ms.append(1000 * (time.perf_counter() - t0))
             if session.record is not None:
                 encoder = encoder or _open_recorder(session.record, rgb, session.upscaler.scale, fps or 30)
                 pts = round(1000 * (captured_at - started))
                 encoder.write(FrameBatch(torch.from_numpy(sr).permute(2, 0, 1)[None], torch.tensor([pts]), Fraction(1, 1000)))
             now = time.perf_counter()
-            session._latencies.append(1000 * (now - captured_at))
-            session._shown_at.append(now)
+            session.recent_latency_ms.append(1000 * (now - captured_at))
+            session.recent_shown_at.append(now)
             stats.shown += 1
             _update(stats, session, capture, rgb, sr, started)
             command = sink.show(rgb, sr, stats)
@@ -220,11 +220,11 @@ def _update(stats: LiveStats, s: LiveSession, capture: CaptureThread, rgb: np.nd
     elapsed = max(1e-6, time.perf_counter() - started)
     stats.captured, stats.dropped = capture.captured, capture.mailbox.dropped
     stats.capture_fps = capture.captured / elapsed
-    if len(s._shown_at) > 1:
-        stats.display_fps = (len(s._shown_at) - 1) / max(1e-6, s._shown_at[-1] - s._shown_at[0])
-    if s._latencies:
-        stats.latency_ms = sum(s._latencies) / len(s._latencies)
-        stats.max_latency_ms = max(stats.max_latency_ms, s._latencies[-1])
-        stats.model_ms = sum(s._model_ms) / len(s._model_ms)
+    if len(s.recent_shown_at) > 1:
+        stats.display_fps = (len(s.recent_shown_at) - 1) / max(1e-6, s.recent_shown_at[-1] - s.recent_shown_at[0])
+    if s.recent_latency_ms:
+        stats.latency_ms = sum(s.recent_latency_ms) / len(s.recent_latency_ms)
+        stats.max_latency_ms = max(stats.max_latency_ms, s.recent_latency_ms[-1])
+        stats.model_ms = sum(s.recent_model_ms) / len(s.recent_model_ms)
     if rgb is not None and sr is not None:
         stats.size_in, stats.size_out = f"{rgb.shape[1]}x{rgb.shape[0]}", f"{sr.shape[1]}x{sr.shape[0]}"
