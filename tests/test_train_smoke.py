@@ -348,3 +348,20 @@ def test_weights_metadata_roundtrip(tmp_path: Path) -> None:
     save_weights(build_model("safdn-rt-x2"), tmp_path / "w.safetensors", arch="safdn", extra={"quality": {"Set5": {"psnr": 30.0}}})
     meta = read_metadata(tmp_path / "w.safetensors")
     assert json.loads(meta["quality"]) == {"Set5": {"psnr": 30.0}} and json.loads(meta["hparams"])["feat"] == 24
+
+
+def test_data_sources_are_named_as_below_the_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A weight file names its data as the recipe does (below $STREAMSR_DATA), never by a machine path."""
+    import torch
+
+    from streamsr.io.images import write_png
+    from streamsr.train.trainer import data_sources
+
+    for folder in (tmp_path / "train", tmp_path / "train-extra" / "photos", tmp_path / "elsewhere" / "set"):
+        folder.mkdir(parents=True)
+        write_png(torch.zeros(3, 8, 8, dtype=torch.uint8), folder / "a.png")
+    monkeypatch.setenv("STREAMSR_DATA", str(tmp_path / "."))
+    names = [d["name"] for d in data_sources([tmp_path / "train", tmp_path / "train-extra" / "photos"])]
+    assert names == ["train", "train-extra/photos"]
+    monkeypatch.setenv("STREAMSR_DATA", str(tmp_path / "train"))
+    assert data_sources([tmp_path / "elsewhere" / "set"])[0]["name"] == "elsewhere/set"

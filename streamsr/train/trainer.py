@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
 import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import TrainConfig, data_path
+from ..config import DATA_ENV, TrainConfig, data_path
 from ..models import CATALOG, build_model, load_weights, read_metadata, save_weights
 from ..models.archs.safdn import SAFDN
 from ..models.weights import weights_digest
@@ -308,7 +310,12 @@ def data_sources(folders: list[Path], weights: tuple[float, ...] = ()) -> list[d
 
 
 def _short_name(folder: Path) -> str:
-    """A data folder named without the machine's path to it: its last two parts (``train/T91``)."""
+    """A data folder named without the machine's path to it: as below $STREAMSR_DATA
+    (``train-extra/photos``), else by its last two parts (``train/T91``)."""
+    root = os.environ.get(DATA_ENV)
+    if root:
+        with contextlib.suppress(ValueError):
+            return folder.absolute().relative_to(Path(root).absolute()).as_posix()
     return "/".join(folder.parts[-2:])
 
 
