@@ -183,7 +183,8 @@ class Upscaler:
         self.scale = self.model.scale
         self.batch, self.tile = batch, tile if self.model.tiling else 0
         self.tile_overlap = max(tile_overlap, self.model.tile_overlap) if self.model.tiling else tile_overlap
-        self.overlap, self.self_ensemble = overlap, self_ensemble
+        self.overlap = overlap
+        self.self_ensemble = self_ensemble
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self._graph: CUDAGraphRunner | None = None
         self._auto_batch: dict[tuple[int, int], int] = {}

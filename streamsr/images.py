@@ -20,7 +20,7 @@ from .engine import Upscaler, bicubic_upscale
 from .errors import OutputError
 from .io.images import DEEP_FORMATS, read_picture, write_picture
 from .io.probe import check_source
-from .partials import remove_partial, stale_partials, temporary_path
+from .partials import remove_partials_of, temporary_path
 from .pipeline import UpscaleConfig, check_output, check_scale, make_upscaler
 
 IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
@@ -72,8 +72,7 @@ def upscale_image(
         big = bicubic_upscale(picture.alpha[None].float().div(peak), scale)
         alpha = big[0].mul_(peak).round_().to(picture.alpha.dtype)
     result = replace(picture, rgb=sr, alpha=alpha)
-    for leftover in stale_partials(dst):
-        remove_partial(leftover)
+    remove_partials_of(dst)
     tmp = temporary_path(dst)
     try:
         write_picture(result, tmp, fmt)

@@ -23,16 +23,14 @@ def is_temporary(path: Path) -> bool:
     return _PATTERN.match(path.name) is not None
 
 
-def stale_partials(dst: Path) -> list[Path]:
-    """Temporary files (or frame folders) of `dst` that an earlier, killed run left beside it."""
+def remove_partials_of(dst: Path) -> None:
+    """Delete the temporary files (or frame folders) of `dst` that an earlier, killed run left beside it."""
     if not dst.parent.is_dir():
-        return []
-    found = []
+        return
     for path in dst.parent.glob(f".{glob_escape(dst.stem)}.partial-*"):
         match = _PATTERN.match(path.name)
         if match and match["stem"] == dst.stem and (match["suffix"] or "") == dst.suffix:
-            found.append(path)
-    return sorted(found)
+            remove_partial(path)
 
 
 def remove_stale_partials(folder: Path, *, recursive: bool = False) -> int:

@@ -29,7 +29,7 @@ from .io.encode import PyAVEncoder
 from .io.probe import check_source, probe
 from .io.sequence import TIMESTAMPS_FILE, FrameSequenceWriter
 from .models import DEFAULT_SCALE, default_model_name
-from .partials import remove_partial, replace_folder, stale_partials, temporary_path
+from .partials import remove_partial, remove_partials_of, replace_folder, temporary_path
 
 Progress = Callable[[int], None]
 Warn = Callable[[str], None]
@@ -351,8 +351,7 @@ def upscale_file(
     cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))
     dst = Path(dst) if dst is not None else default_output(src, upscaler.scale, codec)
     check_output(src, dst, overwrite=cfg.overwrite)
-    for leftover in stale_partials(dst):  # a killed earlier run of this output
-        remove_partial(leftover)
+    remove_partials_of(dst)  # a killed earlier run of this output
     decoder = _open_source(src, info, upscaler, cfg)
     tmp = temporary_path(dst)
     start = time.perf_counter()
@@ -422,8 +421,7 @@ def upscale_to_frames(
     src, info, upscaler, cfg = prepare_run(src, config or UpscaleConfig(), upscaler, info, warn)
     folder = Path(folder)
     check_frames_folder(src, folder, overwrite=cfg.overwrite)
-    for leftover in stale_partials(folder):
-        remove_partial(leftover)
+    remove_partials_of(folder)
     decoder = _open_source(src, info, upscaler, cfg)
     tmp = temporary_path(folder)
     start = time.perf_counter()

@@ -30,7 +30,7 @@ from .io.encode import PyAVEncoder
 from .io.join import SegmentJoiner
 from .io.probe import open_input
 from .io.pyav import PyAVDecoder
-from .partials import remove_partial, remove_stale_partials, stale_partials, temporary_path
+from .partials import remove_partials_of, remove_stale_partials, temporary_path
 from .pipeline import (
     Progress,
     UpscaleConfig,
@@ -171,8 +171,7 @@ def upscale_segmented(
     codec = output_codec(cfg, info, scale, Path(dst).suffix if dst is not None else src.suffix)
     dst = Path(dst) if dst is not None else default_output(src, scale, codec)
     check_output(src, dst, overwrite=cfg.overwrite)
-    for leftover in stale_partials(dst):
-        remove_partial(leftover)
+    remove_partials_of(dst)
     cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))
     segments = plan_segments(src, segment_seconds)
     st = src.stat()

@@ -19,7 +19,7 @@ from .errors import DecodeError, EncodeError, OutputError
 from .io.encode import PyAVEncoder
 from .io.pyav import PyAVDecoder
 from .io.stream import LIVE_POLICIES, StreamSource, is_live, is_playlist, is_stream_location
-from .partials import remove_partial, stale_partials, temporary_path
+from .partials import remove_partial, remove_partials_of, temporary_path
 from .pipeline import (
     Progress,
     UpscaleConfig,
@@ -97,8 +97,7 @@ def upscale_stream(
                              ".webm" if output_format == "webm" else Path(dst.split("?")[0]).suffix)
         before = set(Path(dst).parent.iterdir()) if playlist else set()
         if atomic:
-            for leftover in stale_partials(Path(dst)):
-                remove_partial(leftover)
+            remove_partials_of(Path(dst))
             target = str(temporary_path(Path(dst)))
         decoder = PyAVDecoder(None, batch=upscaler.batch_for(info.height, info.width), source=source)
         start = time.perf_counter()

@@ -68,7 +68,7 @@ def test_preset_values_apply(clip_mp4: Path, tmp_path: Path, tiny_weights: Path)
 def test_compressed_preset_picks_the_video_model_of_the_asked_scale(clip_mp4: Path) -> None:
     from streamsr.cli import build_config, upscale
 
-    for args, model in (([], "safdn-x4-video"), (["-s", "2"], "safdn-x2-video")):
+    for args, model, scale in (([], "safdn-x4-video", 4), (["-s", "2"], "safdn-x2-video", 2)):
         ctx = upscale.make_context("upscale", [str(clip_mp4), "-p", "compressed", *args])
         config = build_config(ctx, "compressed", ctx.params)
-        assert config.model == model and config.scale == int(model[7])
+        assert (config.model, config.scale) == (model, scale)

@@ -20,30 +20,10 @@ def test_ci_runs_readme_commands() -> None:
     assert install in ci and test in ci
 
 
-def _product_files() -> list[Path]:
-    roots = ["README.md", "CHANGELOG.md", "docs", "weights", "streamsr", "tests", "benchmarks", "examples", "pipelines", "scripts"]
-    files: list[Path] = []
-    for name in roots:
-        path = ROOT / name
-        files += [path] if path.is_file() else [p for p in path.rglob("*") if p.suffix in {".md", ".py", ".toml", ".sh"}]
-    return files
-
-
 def test_reference_documents_stay_reference_sized() -> None:
     """The weights' and the benchmarks' documents are reference pages, not logs."""
     assert len((ROOT / "weights" / "README.md").read_text().splitlines()) <= 80
     assert len((ROOT / "docs" / "benchmarks.md").read_text().splitlines()) <= 200
-
-
-def test_the_product_speaks_of_itself_only() -> None:
-    """No development history (tracker numbers, machine loans, numbered runs) and no paths outside
-    the repository in code, docs, recipes or tests."""
-    history = re.compile(r"\blease\b|\bissue #?\d+|\.\./shared|\b(first|second|third|fourth|\d+(st|nd|rd|th))[ -](session|lease|attempt)\b",
-                         flags=re.I)
-    this_file = Path(__file__).resolve()
-    found = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}" for p in _product_files() if p.resolve() != this_file
-             for i, line in enumerate(p.read_text(errors="replace").splitlines(), 1) if history.search(line)]
-    assert not found, "\n".join(found)
 
 
 def test_nothing_in_the_repository_shadows_a_dependency() -> None:
