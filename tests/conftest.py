@@ -187,7 +187,22 @@ def clip_hdr10(media_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Random-init small SAFDN x2 saved with streamsr metadata."""
+    """Random-init small SAFDN x2 saved with streamsr metadata. Its upsampler starts at zero, so
+    it computes exactly bilinear: right for tests of plumbing and colour, blind to the model."""
     path = tmp_path_factory.mktemp("weights") / "tiny-x2.safetensors"
     save_weights(SAFDN(feat=8, blocks=1, esa=4, scale=2), path, arch="safdn")
+    return path
+
+
+@pytest.fixture(scope="session")
+def net_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Small SAFDN x2 whose every layer is seeded random, the upsampler included: its output
+    differs from bilinear and bicubic by several code values wherever the picture has detail,
+    so a test can tell that the network, and no plain resize, made a frame."""
+    path = tmp_path_factory.mktemp("weights") / "net-x2.safetensors"
+    with torch.random.fork_rng():
+        torch.manual_seed(20261207)
+        model = SAFDN(feat=8, blocks=1, esa=4, scale=2)
+        torch.nn.init.normal_(model.upsample[0].weight, std=0.02)
+    save_weights(model, path, arch="safdn")
     return path

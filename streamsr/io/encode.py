@@ -131,12 +131,13 @@ class PyAVEncoder:
         fmt = "rgb24" if rgb.dtype == np.uint8 else "rgb48le"
         frame = av.VideoFrame.from_ndarray(rgb, format=fmt)
         c = self.info.color
+        # The RGB is already in the source's primaries and transfer: tag it so. Asking swscale for
+        # other primaries than the frame's makes it convert the gamut (BT.2020 came out desaturated).
+        frame.color_primaries, frame.color_trc = c.primaries, c.transfer
         return frame.reformat(
             format=self.pix_fmt,
             dst_colorspace=swscale_matrix(c.matrix),
             dst_color_range=c.range or None,
-            dst_color_trc=c.transfer,
-            dst_color_primaries=c.primaries,
         )
 
     def write(self, batch: FrameBatch) -> None:

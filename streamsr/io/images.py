@@ -63,7 +63,7 @@ class Picture:
 def _upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation (1-8) to (H, W, C) pixels."""
     ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-           5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 1)[::-1],
+           5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1), 7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
            8: lambda a: np.rot90(a, 1)}
     return np.ascontiguousarray(ops[orientation](pixels)) if orientation in ops else pixels
 
