@@ -15,7 +15,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 from conftest import make_clip, pattern
-from PIL import Image, ImageOps
 from pictures import (
     SWATCHES,
     decode_rgb_by_tags,
@@ -27,6 +26,7 @@ from pictures import (
     swatch_spread,
     yuv_to_rgb,
 )
+from PIL import Image, ImageOps
 
 from streamsr.cli import cli
 from streamsr.engine import Upscaler, bicubic_upscale
