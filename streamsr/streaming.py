@@ -18,7 +18,7 @@ from .engine import Upscaler
 from .errors import DecodeError, EncodeError, OutputError
 from .io.encode import PyAVEncoder
 from .io.pyav import PyAVDecoder
-from .io.stream import LIVE_POLICIES, StreamSource, is_live, is_playlist, is_stream_location
+from .io.stream import LIVE_POLICIES, StreamSource, is_live, is_playlist, is_stream_location, playlist_options
 from .partials import remove_partial, remove_partials_of, temporary_path
 from .pipeline import (
     Progress,
@@ -102,8 +102,8 @@ def upscale_stream(
         decoder = PyAVDecoder(None, batch=upscaler.batch_for(info.height, info.width), source=source)
         start = time.perf_counter()
         try:
-            encoder = PyAVEncoder(target, source, info, scale=upscaler.scale, config=cfg.encode, warn=warn,
-                                  fmt=output_format, options=output_options)
+            encoder = PyAVEncoder(target, source, info, scale=upscaler.scale, config=cfg.encode, warn=warn, fmt=output_format,
+                                  options=playlist_options(dst, output_format, output_options) if playlist else output_options)
         except EncodeError as e:
             raise OutputError(f"{dst}: cannot write there: {e}") from None
         try:

@@ -50,9 +50,8 @@ def test_stale_frames_are_dropped_and_latency_stays_bounded(live_clip: Path, tin
     assert stats.shown + stats.dropped == stats.captured
     # Never more than one frame waits: latency is about two model calls (the one in flight, then the
     # frame's own), not a growing queue, which here would reach seconds (dozens of frames behind).
-    # The bound uses the measured model time and leaves room for a loaded 2-core CI machine
-    # (420 ms was seen there against a fixed 400 ms bound).
-    assert stats.max_latency_ms < 3 * stats.model_ms + 100
+    # The bound is in model calls, each at least the injected 150 ms, so no machine is too slow for it.
+    assert stats.model_ms >= 150 and stats.max_latency_ms < 4 * stats.model_ms
 
 
 def test_record_writes_a_valid_file(live_clip: Path, tiny_weights: Path, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from click.testing import CliRunner
 from conftest import make_clip
 
 from streamsr.cli import cli
+from streamsr.engine import Upscaler
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "safdn-tiny-x2.safetensors"
 MODEL = ["-s", "2", "-m", str(WEIGHTS), "--device", "cpu", "--backend", "torch"]
@@ -158,14 +160,24 @@ def serve_once(data: bytes) -> tuple[int, threading.Thread]:
     return listener.getsockname()[1], thread
 
 
+def slow_upscale_frames(self: Upscaler, data):  # noqa: ANN001, ANN201
+    """The model made slower than any decoder: 50 ms a frame, whatever the machine."""
+    time.sleep(0.05 * len(data))
+    return UPSCALE_FRAMES(self, data)
+
+
+UPSCALE_FRAMES = Upscaler.upscale_frames
+
+
 @pytest.mark.parametrize("policy", ["auto", "wait"])
-def test_live_tcp_source_drops_frames_or_waits(media_dir: Path, tmp_path: Path, policy: str) -> None:
+def test_live_tcp_source_drops_frames_or_waits(media_dir: Path, tmp_path: Path, policy: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     source = make_clip(media_dir / "live.ts", width=96, height=64, frames=48, fps=24)
     port, server = serve_once(source.read_bytes())
     out = tmp_path / "live.mkv"
-    # The quality model is slower than decoding: frames arrive faster than they are upscaled.
-    args = ["upscale", f"tcp://127.0.0.1:{port}", "-o", str(out), "-s", "2", "-m", "safdn-x2", "--device", "cpu",
-            "--backend", "torch", "--live-policy", policy, "-q"]
+    # Frames arrive at once and are upscaled at 20 a second: the source outruns the model.
+    monkeypatch.setattr(Upscaler, "upscale_frames", slow_upscale_frames)
+    args = ["upscale", f"tcp://127.0.0.1:{port}", "-o", str(out), *MODEL, "--live-policy", policy, "-q"]
     result = CliRunner().invoke(cli, args)
     server.join(timeout=30)
     assert result.exit_code == 0, result.output

@@ -31,12 +31,23 @@ def fresh_tags(tags: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in tags.items() if k.lower() not in _STALE_TAGS}
 
 
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+"""FFmpeg's default layout for a channel count, for audio that gives a count without an order."""
+_PCM_REFUSED_LATE = frozenset({"mp4", "ipod"})
+"""Muxers that list PCM but refuse it (a layout without a channel order) only in the trailer, after
+the whole file was written, and whose players seldom play it: PCM is re-encoded for them."""
+
+
 def known_codecs(out: av.container.OutputContainer) -> frozenset[str]:
     """The codecs the muxer says it holds; empty where it does not say. Muxers without a codec
     table (MPEG-TS, segment, HLS, Ogg...) answer only for their default codecs, a short list
     that would refuse H.264 in MPEG-TS: those are left to refuse a stream when they meet it."""
     listed = out.supported_codecs
-    return frozenset(listed) if len(listed) > 12 else frozenset()
+    if len(listed) <= 12:
+        return frozenset()
+    if out.format.name in _PCM_REFUSED_LATE:
+        listed = {c for c in listed if not c.startswith("pcm_")}
+    return frozenset(listed)
 
 
 def mux_or_count(out: av.container.OutputContainer, packet: av.Packet) -> bool:
@@ -116,10 +127,13 @@ class StreamCopier:
     def _add_transcode(self, s: av.AudioStream, target: str) -> None:
         # Opus (what WebM holds) codes at 48 kHz only; AAC keeps the source's rate.
         encoder, sample_format, rate = ("libopus", "flt", 48000) if target == "opus" else ("aac", "fltp", s.codec_context.sample_rate)
+        layout = s.codec_context.layout
+        if layout.name.endswith("channels"):  # a count without an order: encoders want the usual one
+            layout = av.AudioLayout(_DEFAULT_LAYOUTS.get(s.codec_context.channels, layout.name))
         out = self._out.add_stream(encoder, rate=rate)
-        out.layout = s.codec_context.layout
+        out.layout = layout
         out.metadata.update(fresh_tags(s.metadata))
-        resampler = av.AudioResampler(format=sample_format, layout=s.codec_context.layout, rate=rate)
+        resampler = av.AudioResampler(format=sample_format, layout=layout, rate=rate)
         self._transcodes[s.index] = (out, resampler)
 
     def _copy_container_metadata(self) -> None:

@@ -60,6 +60,17 @@ def is_playlist(location: str, fmt: str | None = None) -> bool:
     return fmt in PLAYLIST_FORMATS.values() or Path(location).suffix.lower() in PLAYLIST_FORMATS
 
 
+def playlist_options(location: str, fmt: str | None, options: dict[str, str] | None) -> dict[str, str]:
+    """`options` plus media file names after the playlist's own: HLS does so by itself, DASH
+    names them init-stream0.m4s... whatever the manifest, and two manifests in a folder collide."""
+    merged = dict(options or {})
+    if (fmt or PLAYLIST_FORMATS.get(Path(location).suffix.lower())) == "dash":
+        stem = Path(location).stem
+        merged.setdefault("init_seg_name", f"{stem}-init-stream$RepresentationID$.$ext$")
+        merged.setdefault("media_seg_name", f"{stem}-chunk-stream$RepresentationID$-$Number%05d$.$ext$")
+    return merged
+
+
 def ffmpeg_location(location: str, *, output: bool) -> str:
     """The name FFmpeg opens: ``-`` is its pipe protocol on stdout or stdin."""
     if location == "-":
