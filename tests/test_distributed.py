@@ -107,3 +107,26 @@ def test_long_file_segments_on_ray_equal_the_local_run(cluster: Path, tmp_path: 
     assert times(distributed) == times(local) == times(src)
     with av.open(str(local)) as a, av.open(str(distributed)) as b:
         assert [bytes(p) for p in a.demux(video=0)] == [bytes(p) for p in b.demux(video=0)]  # the same segments
+
+
+def test_upscale_engine_ray_from_the_cli(cluster: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`streamsr upscale --engine ray`: the segments run as Ray tasks and the output is the local run's."""
+    import streamsr.segments
+
+    src = make_clip(tmp_path / "film.mkv", frames=48, fps=24, codec="libx264", subtitle=True,
+                    options={"g": "12", "keyint_min": "12", "sc_threshold": "0"})
+    local, distributed = tmp_path / "local.mkv", tmp_path / "ray.mkv"
+    common = ["-s", "2", "-m", str(WEIGHTS), "--device", "cpu", "--backend", "torch", "--segment-seconds", "0.5", "-q"]
+    assert CliRunner().invoke(cli, ["upscale", str(src), "-o", str(local), *common]).exit_code == 0
+
+    def not_here(*_args: object, **_kwargs: object) -> int:
+        raise AssertionError("a segment was upscaled in this process, not in a Ray worker")
+
+    monkeypatch.setattr(streamsr.segments, "upscale_segment", not_here)
+    result = CliRunner().invoke(cli, ["upscale", str(src), "-o", str(distributed), "--engine", "ray", *common])
+    assert result.exit_code == 0, result.output
+    assert times(distributed) == times(local) == times(src)
+    with av.open(str(local)) as a, av.open(str(distributed)) as b:
+        assert [bytes(p) for p in a.demux(video=0)] == [bytes(p) for p in b.demux(video=0)]
+        assert len(b.streams.audio) == len(b.streams.subtitles) == 1
+    assert not list(tmp_path.glob(".*segments*"))  # the work folders are gone
