@@ -21,10 +21,12 @@ from pathlib import Path
 import torch
 
 from streamsr.bench import make_test_clip
+from streamsr.config import UpscaleConfig
 from streamsr.io.codecs import EncodeConfig
 from streamsr.io.probe import probe
 from streamsr.io.pyav import PyAVDecoder
-from streamsr.pipeline import UpscaleConfig, make_upscaler, upscale_file
+from streamsr.run import upscale_file
+from streamsr.stages import make_upscaler
 
 
 def main() -> None:

@@ -20,12 +20,13 @@ from pathlib import Path
 import torch
 
 from streamsr.bench import make_test_clip
+from streamsr.config import UpscaleConfig
 from streamsr.engine import Upscaler
 from streamsr.io.codecs import EncodeConfig
 from streamsr.io.encode import PyAVEncoder
 from streamsr.io.probe import probe
 from streamsr.io.pyav import PyAVDecoder
-from streamsr.pipeline import UpscaleConfig, upscale_file
+from streamsr.run import upscale_file
 
 
 def timed(fn: Callable[[], int], runs: int = 2) -> float:

@@ -16,9 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from conftest import make_clip  # noqa: E402
 
+from streamsr.config import UpscaleConfig  # noqa: E402
 from streamsr.distributed import connect, ray_segment_runner  # noqa: E402
-from streamsr.pipeline import UpscaleConfig, make_upscaler, upscale_file  # noqa: E402
+from streamsr.run import upscale_file  # noqa: E402
 from streamsr.segments import upscale_segmented  # noqa: E402
+from streamsr.stages import make_upscaler  # noqa: E402
 
 
 def main() -> None:

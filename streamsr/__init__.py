@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.2.0"
 
+from .config import UpscaleConfig, UpscaleResult
 from .engine import Upscaler
 from .errors import (
     BackendUnavailableError,
@@ -26,8 +27,7 @@ from .frames import ColorInfo, FrameBatch, VideoInfo
 from .io import EncodeConfig, open_decoder, probe
 from .models import ModelDescriptor, list_models, load_model, measure_complexity
 from .models.runtimes import export_onnx
-from .pipeline import UpscaleConfig, UpscaleResult, upscale_file, upscale_to_frames
-from .streaming import upscale_stream
+from .run import upscale, upscale_file, upscale_stream, upscale_to_frames
 
 __all__ = [
     "BackendUnavailableError",
@@ -56,6 +56,7 @@ __all__ = [
     "measure_complexity",
     "open_decoder",
     "probe",
+    "upscale",
     "upscale_file",
     "upscale_stream",
     "upscale_to_frames",

@@ -1,6 +1,6 @@
 """upscale_many(): a folder of videos and images, mirrored into an output folder, resumable and isolated.
 
-The unit of work is `upscale_one(job, upscaler)`: one file, its settings and its output path,
+The unit of work is `jobs.upscale_one(job, upscaler)`: one file, its settings and its output path,
 a plain function call that a distributed engine (e.g. Ray) can run as a task as it is.
 """
 
@@ -16,29 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .config import UpscaleConfig, UpscaleResult, settings_fingerprint
 from .engine import Upscaler
 from .errors import DecodeError, InputError, OutputError, StreamSRError, is_disk_full
-from .images import is_image, upscale_image
+from .images import is_image
 from .io.probe import probe
+from .jobs import Job, upscale_one
+from .outputs import fit_container
 from .partials import remove_stale_partials
-from .pipeline import UpscaleConfig, UpscaleResult, fit_container, make_upscaler, settings_fingerprint, upscale_file
+from .stages import make_upscaler
 
 VIDEO_SUFFIXES = frozenset(
     [".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv", ".mxf", ".y4m"]
 )
 MANIFEST_NAME = ".streamsr-batch.json"
 Status = Literal["done", "skipped", "failed"]
-
-
-@dataclass(frozen=True)
-class Job:
-    """One file's work: where from, where to, with which settings."""
-
-    src: Path
-    dst: Path
-    config: UpscaleConfig
-    segment_seconds: float | None = None
-    """Videos longer than this go in resumable segments of about this length (see `segments`)."""
 
 
 @dataclass(frozen=True)
@@ -149,22 +141,6 @@ class Manifest:
         tmp.replace(self.path)
 
 
-def upscale_one(job: Job, upscaler: Upscaler | None = None, *, events: BatchEvents | None = None) -> UpscaleResult:
-    """Run one job (the unit a distributed engine schedules)."""
-    ev = events or BatchEvents()
-    job.dst.parent.mkdir(parents=True, exist_ok=True)
-    if is_image(job.src):
-        image = upscale_image(job.src, job.dst, job.config, upscaler=upscaler)
-        ev.on_progress(1)
-        return UpscaleResult(image.output, 1, image.seconds, 0.0, image.seconds, 0.0, codec=image.output.suffix[1:])
-    if job.segment_seconds:
-        from .segments import upscale_segmented
-
-        return upscale_segmented(job.src, job.dst, job.config, segment_seconds=job.segment_seconds, resume=True,
-                                 upscaler=upscaler, on_progress=ev.on_progress, on_warning=ev.on_warning)
-    return upscale_file(job.src, job.dst, job.config, upscaler=upscaler, on_progress=ev.on_progress, on_warning=ev.on_warning)
-
-
 def upscale_many(
     in_dir: str | Path,
     out_dir: str | Path,
@@ -258,7 +234,7 @@ def upscale_many(
 
     def execute(job: Job) -> UpscaleResult:
         if ray_runner is None:
-            return upscale_one(job, upscaler, events=file_events)
+            return upscale_one(job, upscaler, on_progress=file_events.on_progress, on_warning=file_events.on_warning)
         result = ray_runner(job)
         progress(result.frames)
         return result

@@ -18,13 +18,15 @@ import av
 import numpy as np
 import torch
 
+from .config import UpscaleConfig
 from .engine import bicubic_upscale
 from .frames import FrameBatch
 from .io.encode import PyAVEncoder
 from .io.probe import probe
 from .io.pyav import PyAVDecoder
 from .models import load_model, measure_complexity
-from .pipeline import UpscaleConfig, make_upscaler, upscale_file
+from .run import upscale_file
+from .stages import make_upscaler
 
 
 @dataclass(frozen=True)

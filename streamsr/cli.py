@@ -14,7 +14,7 @@ from click.core import ParameterSource
 from tqdm import tqdm
 
 from . import __version__
-from .config import PIXEL_LOSSES, SAMPLINGS
+from .config import PIXEL_LOSSES, SAMPLINGS, UpscaleConfig
 from .distributed import ENGINES
 from .engine import DEVICES, PRECISIONS
 from .errors import Interrupted, StreamSRError, raise_interrupted
@@ -23,7 +23,6 @@ from .io.sequence import SEQUENCE_FORMATS
 from .io.stream import LIVE_POLICIES, parse_options
 from .models import SCALE_RANGE, family_member
 from .models.runtimes import RUNTIMES
-from .pipeline import UpscaleConfig
 
 SCALE = click.IntRange(*SCALE_RANGE)
 """Any model's upscaling factor, as options take it."""
@@ -189,16 +188,20 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
         streamsr upscale rtsp://camera/stream -o out.mkv --input-option rtsp_transport=tcp
         streamsr upscale film.mkv --scale 4 --resume      # in 30 s segments; a rerun resumes
     """
-    from .images import is_image, upscale_image
+    from .images import is_image
     from .io.probe import probe
-    from .io.stream import is_playlist, is_stream_location, reconnect_options
-    from .pipeline import upscale_file, upscale_to_frames
-    from .streaming import upscale_stream
+    from .io.stream import reconnect_options
+    from .run import is_stream_run, upscale
 
     if frames_out is not None and output is not None:
         raise click.UsageError("give either -o (a video) or --frames-out (a folder of images), not both")
-    streaming = (is_stream_location(src) or (output is not None and (is_stream_location(output) or is_playlist(output)))
-                 or any((output_format, output_options, input_format, input_options, reconnect, live_policy != "auto")))
+    if reconnect:
+        try:
+            input_options = {**reconnect_options(src), **input_options}
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+    streaming = is_stream_run(src, output, input_format=input_format, input_options=input_options,
+                              output_format=output_format, output_options=output_options, live_policy=live_policy)
     if streaming and frames_out is not None:
         raise click.UsageError("--frames-out reads a video file; pipes, URLs and -f/--input-format write videos only")
     segmented = segment_seconds is not None or resume or engine == "ray"  # Ray runs segments
@@ -206,53 +209,38 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
         raise click.UsageError("--segment-seconds/--resume take a video file and write a video file")
     if streaming and output is None:
         raise click.UsageError("a pipe or URL source needs -o (a file, - for stdout, or a URL)")
-    if reconnect:
-        try:
-            input_options = {**reconnect_options(src), **input_options}
-        except ValueError as e:
-            raise click.UsageError(str(e)) from None
+    image = not streaming and is_image(Path(src))
+    if image and frames_out is not None:
+        raise click.UsageError("--frames-out takes a video; an image upscales to one image (use -o)")
     cfg = build_config(ctx, pipeline, options)
-    if not streaming and is_image(Path(src)):
-        if frames_out is not None:
-            raise click.UsageError("--frames-out takes a video; an image upscales to one image (use -o)")
-        image = upscale_image(Path(src), Path(output) if output else None, cfg)
-        if not quiet:
-            click.echo(f"wrote {image.output} ({image.width}x{image.height}, {image.bits}-bit) in {image.seconds:.1f} s")
-        return
+    runner = None
+    if engine == "ray" and not image:
+        from .distributed import ray_segment_runner
+
+        runner = ray_segment_runner(cfg, address=address)
     # A live or piped source has no known length: the bar counts frames and fps, with no ETA.
-    info = None if streaming else probe(src)
+    info = None if streaming or image else probe(src)
     total = info.num_frames_estimate or None if info is not None else None
     # `delay`: an output that fails its checks ends before the bar is drawn, so the error stands alone.
-    with tqdm(total=total, unit="frame", disable=quiet, dynamic_ncols=True, delay=0.5) as bar:
-        if streaming:
-            result = upscale_stream(src, output, cfg, input_format=input_format, input_options=input_options,
-                                    output_format=output_format, output_options=output_options,
-                                    live_policy=live_policy, on_progress=bar.update, on_warning=_echo_warning)
-        elif segmented:
-            from .segments import DEFAULT_SEGMENT_SECONDS, upscale_segmented
-
-            runner = None
-            if engine == "ray":
-                from .distributed import ray_segment_runner
-
-                runner = ray_segment_runner(cfg, address=address)
-            result = upscale_segmented(src, output, cfg, segment_seconds=segment_seconds or DEFAULT_SEGMENT_SECONDS,
-                                       resume=resume, run_segments=runner, on_progress=bar.update,
-                                       on_warning=_echo_warning)
-        elif frames_out is not None:
-            result = upscale_to_frames(src, frames_out, cfg, image_format=frames_format, info=info,
-                                       on_progress=bar.update, on_warning=_echo_warning)
-        else:
-            result = upscale_file(src, output, cfg, info=info, on_progress=bar.update, on_warning=_echo_warning)
+    with tqdm(total=total, unit="frame", disable=quiet or image, dynamic_ncols=True, delay=0.5) as bar:
+        result = upscale(src, frames_out if frames_out is not None else output, cfg,
+                         frames_format=frames_format if frames_out is not None else None,
+                         input_format=input_format, input_options=input_options, output_format=output_format,
+                         output_options=output_options, live_policy=live_policy, segment_seconds=segment_seconds,
+                         resume=resume, run_segments=runner, info=info, on_progress=bar.update, on_warning=_echo_warning)
         # The total was estimated from the duration (in Matroska, the longest stream's): close() draws the
         # bar once more, on the real count. No refresh() here: it would draw a bar that `delay` held back.
         bar.total = bar.n
-    if not quiet:
-        where = "stdout" if output == "-" else output if streaming else result.output
-        click.echo(  # on stderr when the video itself goes to stdout
-            f"wrote {where} ({result.codec}): {result.frames} frames in {result.seconds:.1f} s "
-            f"({result.fps:.2f} fps end to end, SR stage {result.upscale_fps:.2f} fps)", err=output == "-"
-        )
+    if quiet:
+        return
+    if image:
+        click.echo(f"wrote {result.output} ({result.width}x{result.height}, {result.bits}-bit) in {result.seconds:.1f} s")
+        return
+    where = "stdout" if output == "-" else output if streaming else result.output
+    click.echo(  # on stderr when the video itself goes to stdout
+        f"wrote {where} ({result.codec}): {result.frames} frames in {result.seconds:.1f} s "
+        f"({result.fps:.2f} fps end to end, SR stage {result.upscale_fps:.2f} fps)", err=output == "-"
+    )
 
 
 @cli.command()
@@ -476,7 +464,8 @@ def compare(source: Path, upscaled: Path | None, at: str, output: Path | None, s
         streamsr compare photo.jpg -s 2
     """
     from .compare import compare_picture, save_picture
-    from .pipeline import UpscaleConfig, check_scale, make_upscaler
+    from .config import UpscaleConfig
+    from .stages import check_scale, make_upscaler
 
     upscaler = None
     if upscaled is None:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import tomllib
 import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .errors import ConfigError
+from .io.codecs import EncodeConfig
+
+if TYPE_CHECKING:
+    from .engine import Upscaler
 
 T = TypeVar("T")
 
@@ -194,3 +200,91 @@ class TrainConfig:
     def val_name(self) -> str:
         """The validation sets by folder name, e.g. "Set5" or "Set5+Set14"."""
         return "+".join(Path(v).name for v in self.val_folders)
+
+
+@dataclasses.dataclass(frozen=True)
+class UpscaleConfig:
+    """Everything a run needs besides its source and destination."""
+
+    scale: int | None = None
+    """Upscaling factor. With a model it is only checked against the model's (None: the model's);
+    without one it picks ``safdn-x{scale}`` (None: x4)."""
+    model: str = ""
+    """Registered name or model file; empty picks ``safdn-x{scale}``."""
+    device: str = "auto"
+    precision: str = "auto"
+    batch: int = 0
+    """Frames per model call; 0: chosen from the frame size and free GPU memory (1 on the CPU)."""
+    tile: int | None = None
+    """Tile side in input pixels; 0: whole frames; None: automatic (tiles for large frames on the CPU)."""
+    decoder: str = "auto"
+    backend: str = "auto"
+    """What executes the model: torch, onnxruntime, openvino; auto: the fastest installed for the device."""
+    cuda_graphs: bool = False
+    """Replay the model as a CUDA graph (CUDA only; ignored on the CPU)."""
+    self_ensemble: bool = False
+    """Average the model over the eight flips and rotations of each frame: ~0.1 dB more, 8x the compute."""
+    encode: EncodeConfig = dataclasses.field(default_factory=EncodeConfig)
+    overwrite: bool = False
+    queue_size: int = 4
+
+    def __post_init__(self) -> None:
+        from .engine import DEVICES, PRECISIONS
+        from .io import DECODERS
+        from .models import SCALE_RANGE
+        from .models.runtimes import RUNTIMES
+
+        low, high = SCALE_RANGE
+        if self.scale is not None and not low <= self.scale <= high:
+            raise ValueError(f"scale must be from {low} to {high}, got {self.scale}")
+        for name, value, allowed in (("device", self.device, DEVICES), ("precision", self.precision, PRECISIONS),
+                                     ("decoder", self.decoder, DECODERS), ("backend", self.backend, RUNTIMES)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.batch < 0 or (self.tile is not None and self.tile < 0) or self.queue_size < 1:
+            raise ValueError("queue_size must be >= 1, batch and tile >= 0")
+
+    @property
+    def model_name(self) -> str:
+        from .models import DEFAULT_SCALE, default_model_name
+
+        return self.model or default_model_name(self.scale or DEFAULT_SCALE)
+
+
+@dataclasses.dataclass(frozen=True)
+class UpscaleResult:
+    """What one run did, with per-stage busy times (seconds spent working, not waiting)."""
+
+    output: Path
+    frames: int
+    seconds: float
+    decode_seconds: float
+    upscale_seconds: float
+    encode_seconds: float
+    warnings: tuple[str, ...] = ()
+    codec: str = ""
+    """The video encoder used (what "auto" chose), or the image format written."""
+    width: int = 0
+    height: int = 0
+    """The output's picture size, where the run reports it (images); 0 where it does not."""
+    bits: int = 0
+    """Bits per channel of an image output; 0 for videos."""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def upscale_fps(self) -> float:
+        return self.frames / self.upscale_seconds if self.upscale_seconds else 0.0
+
+
+def settings_fingerprint(cfg: UpscaleConfig, upscaler: Upscaler | None = None) -> str:
+    """What makes two outputs of one input differ: model, scale, encoder, tiling, precision."""
+    fields = dataclasses.asdict(cfg)
+    for volatile in ("overwrite", "queue_size", "batch", "device", "decoder", "cuda_graphs"):
+        fields.pop(volatile)
+    if upscaler is not None:
+        fields["model_identity"] = upscaler.model.name
+        fields["model_weights"] = upscaler.model.metadata.get("training", "")
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]

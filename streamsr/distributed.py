@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .config import UpscaleConfig, UpscaleResult, settings_fingerprint
 from .engine import Upscaler
 from .errors import BackendUnavailableError
-from .pipeline import Progress, UpscaleConfig, UpscaleResult, make_upscaler, settings_fingerprint
+from .stages import Progress, make_upscaler
 
 ENGINES = ("local", "ray")
 DEFAULT_RETRIES = 2
@@ -66,7 +67,7 @@ def original_error(error: BaseException) -> BaseException:
 
 
 def _run_file(job: Any) -> UpscaleResult:
-    from .batch import upscale_one
+    from .jobs import upscale_one
 
     return upscale_one(job, worker_upscaler(job.config))
 

@@ -4,24 +4,25 @@ PNG, JPEG, WebP, TIFF and BMP keep their format (by the output's suffix), their 
 grayscale stays grayscale, alpha is kept and upscaled bicubically) and their depth (16-bit PNG and
 TIFF stay 16-bit). The EXIF orientation is applied to the pixels, so the output is upright for
 every viewer; the ICC profile and the rest of the EXIF data are copied (8-bit outputs). Written to a
-temporary name and renamed, like videos.
+temporary name and renamed, like videos (`io.atomic`).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+from .config import UpscaleConfig
 from .engine import Upscaler, bicubic_upscale
 from .errors import OutputError
+from .io.atomic import AtomicOutput
 from .io.images import DEEP_FORMATS, read_picture, write_picture
 from .io.probe import check_source
-from .partials import remove_partials_of, temporary_path
-from .pipeline import UpscaleConfig, check_output, check_scale, make_upscaler
+from .outputs import check_output
+from .stages import check_scale, make_upscaler
 
 IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
                   ".tiff": "TIFF", ".bmp": "BMP"}
@@ -72,15 +73,10 @@ def upscale_image(
         big = bicubic_upscale(picture.alpha[None].float().div(peak), scale)
         alpha = big[0].mul_(peak).round_().to(picture.alpha.dtype)
     result = replace(picture, rgb=sr, alpha=alpha)
-    remove_partials_of(dst)
-    tmp = temporary_path(dst)
-    try:
-        write_picture(result, tmp, fmt)
-        os.replace(tmp, dst)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError):
+    with AtomicOutput(dst) as tmp:
+        try:
+            write_picture(result, tmp, fmt)
+        except OSError as e:  # also Pillow's refusals, which are no errno
             raise OutputError(f"{dst}: cannot be written ({e.strerror or e})") from e
-        raise
     bits = 16 if sr.dtype == torch.uint16 and fmt in DEEP_FORMATS else 8
     return ImageResult(dst, sr.shape[-1], sr.shape[-2], bits, time.perf_counter() - start)

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import from_mapping, read_toml
+from .config import UpscaleConfig, from_mapping, read_toml
 from .errors import ConfigError
 from .io.codecs import EncodeConfig
-from .pipeline import UpscaleConfig
 
 PIPELINES_DIR = Path(__file__).resolve().parent.parent / "pipelines"
 

@@ -16,34 +16,24 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from .config import UpscaleConfig, UpscaleResult, settings_fingerprint
 from .engine import Upscaler
 from .errors import DecodeError
 from .frames import VideoInfo
+from .io.atomic import AtomicOutput
 from .io.encode import PyAVEncoder
 from .io.join import SegmentJoiner
 from .io.probe import open_input
 from .io.pyav import PyAVDecoder
-from .partials import remove_partials_of, remove_stale_partials, temporary_path
-from .pipeline import (
-    Progress,
-    UpscaleConfig,
-    UpscaleResult,
-    Warn,
-    WarningLog,
-    check_output,
-    default_output,
-    output_codec,
-    prepare_run,
-    run_stages,
-    settings_fingerprint,
-)
+from .outputs import check_output, default_output, output_codec
+from .partials import remove_stale_partials
+from .stages import Progress, Warn, WarningLog, drive, frame_stages, prepare_run
 
 DEFAULT_SEGMENT_SECONDS = 30.0
 PLAN_FILE = "plan.json"
@@ -104,22 +94,16 @@ def upscale_segment(job: SegmentJob, upscaler: Upscaler, on_progress: Progress |
     info, seg = job.info, job.segment
     decoder = PyAVDecoder(job.src, batch=upscaler.batch_for(info.height, info.width), info=info,
                           start_pts=seg.start_pts, end_pts=seg.end_pts)
-    tmp = temporary_path(job.output)
-    encoder = None
     try:
-        encoder = PyAVEncoder(tmp, None, info, scale=upscaler.scale, config=job.config.encode)
-        run_stages(iter(decoder), upscaler.stream, encoder.write, queue_size=job.config.queue_size, on_progress=on_progress)
-        encoder.close()
-        if encoder.frames_written != seg.frames or decoder.error is not None:
-            raise DecodeError(f"{job.src}: segment {seg.index} gave {encoder.frames_written} of its {seg.frames} frames"
-                              + (f" ({decoder.error})" if decoder.error else ""),
-                              frames_done=encoder.frames_written, frames_lost=seg.frames - encoder.frames_written)
-        os.replace(tmp, job.output)
-    except BaseException:
-        if encoder is not None:
-            encoder.abort()
-        tmp.unlink(missing_ok=True)
-        raise
+        with AtomicOutput(job.output) as tmp:
+            # A segment carries video only: the other streams are copied once, at the join.
+            encoder = PyAVEncoder(tmp, None, info, scale=upscaler.scale, config=job.config.encode)
+            drive(decoder, frame_stages(upscaler), encoder, name=job.src, queue_size=job.config.queue_size,
+                  on_progress=on_progress)
+            if encoder.frames_written != seg.frames or decoder.error is not None:
+                raise DecodeError(f"{job.src}: segment {seg.index} gave {encoder.frames_written} of its {seg.frames} frames"
+                                  + (f" ({decoder.error})" if decoder.error else ""),
+                                  frames_done=encoder.frames_written, frames_lost=seg.frames - encoder.frames_written)
     finally:
         decoder.close()
     return encoder.frames_written
@@ -171,7 +155,6 @@ def upscale_segmented(
     codec = output_codec(cfg, info, scale, Path(dst).suffix if dst is not None else src.suffix)
     dst = Path(dst) if dst is not None else default_output(src, scale, codec)
     check_output(src, dst, overwrite=cfg.overwrite)
-    remove_partials_of(dst)
     cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))
     segments = plan_segments(src, segment_seconds)
     st = src.stat()
@@ -185,7 +168,6 @@ def upscale_segmented(
     progress = on_progress or (lambda _n: None)
     progress(sum(j.segment.frames for j in jobs if j not in missing))  # finished earlier
     start = time.perf_counter()
-    tmp = temporary_path(dst)
     try:
         if run_segments is None:
             for job in missing:
@@ -193,16 +175,15 @@ def upscale_segmented(
         else:
             run_segments(missing, progress)
         upscale_seconds = time.perf_counter() - start
-        joiner = SegmentJoiner(tmp, src, info, [j.output for j in jobs], scale=scale, config=cfg.encode, warn=warn)
-        try:
-            joiner.copy_segments()
-            joiner.close()
-        except BaseException:
-            joiner.abort()
-            raise
-        os.replace(tmp, dst)
+        with AtomicOutput(dst) as tmp:
+            joiner = SegmentJoiner(tmp, src, info, [j.output for j in jobs], scale=scale, config=cfg.encode, warn=warn)
+            try:
+                joiner.copy_segments()
+                joiner.close()
+            except BaseException:
+                joiner.abort()
+                raise
     except BaseException:
-        tmp.unlink(missing_ok=True)
         if not resume:
             shutil.rmtree(work, ignore_errors=True)
         raise

@@ -17,9 +17,9 @@ from conftest import make_clip
 
 from streamsr.batch import upscale_many
 from streamsr.cli import cli
+from streamsr.config import UpscaleConfig
 from streamsr.errors import DiskFullError
 from streamsr.io.probe import probe
-from streamsr.pipeline import UpscaleConfig
 
 
 @pytest.fixture()
@@ -89,12 +89,12 @@ def test_overwrite_redoes_everything(folder: Path, tmp_path: Path, tiny_weights:
 
 
 def test_disk_full_stops_the_batch(folder: Path, tmp_path: Path, tiny_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import streamsr.batch as batch_mod
+    import streamsr.jobs as jobs_mod
 
     def full(*_a: object, **_k: object) -> None:
         raise DiskFullError("no space") from OSError(28, "No space left on device")
 
-    monkeypatch.setattr(batch_mod, "upscale_file", full)
+    monkeypatch.setattr(jobs_mod, "upscale", full)
     cfg = UpscaleConfig(scale=2, model=str(tiny_weights), device="cpu", precision="fp32")
     report = upscale_many(folder, tmp_path / "o", cfg)
     assert report.stopped.startswith("disk full") and not report.ok

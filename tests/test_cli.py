@@ -249,8 +249,8 @@ def test_self_ensemble_reaches_the_engine_and_the_batch_fingerprint(clip_mp4: Pa
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
 
-    from streamsr import pipeline
     from streamsr.batch import settings_fingerprint
+    from streamsr.stages import upscale as pipeline
 
     asked = []
 

@@ -17,8 +17,8 @@ ray = pytest.importorskip("ray")
 
 from streamsr.batch import upscale_many  # noqa: E402
 from streamsr.cli import cli  # noqa: E402
+from streamsr.config import UpscaleConfig  # noqa: E402
 from streamsr.distributed import ray_segment_runner  # noqa: E402
-from streamsr.pipeline import UpscaleConfig  # noqa: E402
 from streamsr.segments import upscale_segmented  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "safdn-tiny-x2.safetensors"
@@ -27,10 +27,10 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "safdn-tiny-x2.safet
 def die_once_when_armed() -> None:
     """Runs in every Ray worker at start: while the test's arm file exists, the first file task
     to run anywhere ends its worker process (as a crash or a lost node would)."""
-    import streamsr.batch
+    import streamsr.jobs
 
     arm = Path(os.environ["STREAMSR_TEST_ARM"])
-    original = streamsr.batch.upscale_one
+    original = streamsr.jobs.upscale_one
 
     def upscale_one(*args: object, **kwargs: object) -> object:
         if arm.exists():
@@ -42,7 +42,7 @@ def die_once_when_armed() -> None:
                 os._exit(1)
         return original(*args, **kwargs)
 
-    streamsr.batch.upscale_one = upscale_one
+    streamsr.jobs.upscale_one = upscale_one
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,11 @@ from pathlib import Path
 import av
 import pytest
 
+from streamsr.config import UpscaleConfig
 from streamsr.io import codecs
 from streamsr.io.codecs import choose_pix_fmt, resolve_codec
 from streamsr.io.probe import probe
-from streamsr.pipeline import UpscaleConfig, upscale_file
+from streamsr.run import upscale_file
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,10 @@ from conftest import pattern
 from PIL import Image, ImageCms
 
 from streamsr.cli import cli
+from streamsr.config import UpscaleConfig
 from streamsr.engine import Upscaler
 from streamsr.errors import OutputError
 from streamsr.images import upscale_image
-from streamsr.pipeline import UpscaleConfig
 
 
 def _cfg(weights: Path) -> UpscaleConfig:

@@ -11,10 +11,12 @@ import pytest
 import torch
 from conftest import make_clip, pattern
 
+from streamsr.config import UpscaleConfig
 from streamsr.errors import DecodeError, OutputError
 from streamsr.frames import ContentLightLevel, FrameBatch, MasteringDisplay
 from streamsr.io.probe import probe
-from streamsr.pipeline import UpscaleConfig, run_stages, upscale_file
+from streamsr.run import upscale_file
+from streamsr.stages import run_stages
 
 
 def _cfg(weights: Path, **kw: object) -> UpscaleConfig:

@@ -249,7 +249,9 @@ def test_ctrl_c_is_exit_130_and_leaves_nothing(media_dir: Path, tmp_path: Path, 
     out_dir.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "streamsr", "upscale", "-", "-o", str(out_dir / "x.mkv"),
                              "-m", str(tiny_weights), *CPU], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE,
+                            # A test run started in the background ignores SIGINT, and the child would inherit that.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     data = src.read_bytes()
     proc.stdin.write(data[: len(data) // 2])  # the rest never comes: the run is still going when stopped
     proc.stdin.flush()

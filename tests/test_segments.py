@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from conftest import make_clip
 
 from streamsr.cli import cli
-from streamsr.pipeline import UpscaleConfig, upscale_file
+from streamsr.config import UpscaleConfig
+from streamsr.run import upscale_file
 from streamsr.segments import SegmentJob, plan_segments, upscale_segment, upscale_segmented, work_folder
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "safdn-tiny-x2.safetensors"
@@ -68,7 +69,7 @@ def test_segmented_output_equals_the_one_piece_run(long_clip: Path, tmp_path: Pa
 
 
 def test_a_stopped_run_resumes_with_the_missing_segments_only(long_clip: Path, tmp_path: Path) -> None:
-    from streamsr.pipeline import make_upscaler
+    from streamsr.stages import make_upscaler
 
     out = tmp_path / "resumed.mkv"
     upscaler = make_upscaler(config())

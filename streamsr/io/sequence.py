@@ -62,3 +62,6 @@ class FrameSequenceWriter:
     def close(self) -> None:
         """Write ``timestamps.txt``: the sequence is complete."""
         (self.folder / TIMESTAMPS_FILE).write_text(_TIMESTAMPS_HEADER + "".join(f"{t}\n" for t in self._times))
+
+    def abort(self) -> None:
+        """Nothing to release: each image is closed once written."""

@@ -1,0 +1,87 @@
+"""One owner for every output a run writes: the temporary name, the rename when finished, the
+cleanup on failure or signal, and the translation of write errors into `OutputError`.
+
+A file or frame folder is written under a hidden name beside it (`partials.temporary_path`) and
+renamed only when complete, so a failure, Ctrl-C or SIGTERM never leaves a half-written output
+where a finished one is expected. A playlist (HLS, DASH) names its media files after itself and
+cannot be renamed: on failure the files the run began are removed instead.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from types import TracebackType
+
+from ..errors import DiskFullError, OutputError, StreamSRError, is_disk_full
+from ..partials import remove_partial, remove_partials_of, replace_folder, temporary_path
+
+_UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG})
+
+
+def _translate(dst: Path, error: BaseException, advice: str) -> StreamSRError | None:
+    """The `OutputError` a write error means for `dst`, or None to let it pass as it is."""
+    if is_disk_full(error) and not isinstance(error, DiskFullError):
+        return DiskFullError(f"{dst}: the disk is full; nothing was written ({advice})")
+    if isinstance(error, OSError) and not isinstance(error, StreamSRError) and error.errno in _UNWRITABLE:
+        return OutputError(f"{dst}: cannot be written ({error.strerror or error})")
+    return None
+
+
+class AtomicOutput:
+    """``with AtomicOutput(dst) as tmp:`` write the output at `tmp`; leaving the block normally
+    renames it to `dst`, leaving it by any exception removes it.
+
+    `folder`: `tmp` is a folder (created here), and an earlier folder at `dst` is replaced only once
+    the new one is complete. A temporary output a killed earlier run left beside `dst` is removed
+    on entry.
+    """
+
+    def __init__(self, dst: Path, *, folder: bool = False) -> None:
+        self.dst, self.folder = Path(dst), folder
+        self.path = temporary_path(self.dst)
+
+    def __enter__(self) -> Path:
+        remove_partials_of(self.dst)
+        if self.folder:
+            self.path.mkdir()
+        return self.path
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if error is None:
+            try:
+                if self.folder:
+                    replace_folder(self.path, self.dst)
+                else:
+                    os.replace(self.path, self.dst)
+                return
+            except OSError as e:
+                error = e
+        remove_partial(self.path)
+        advice = "free space, or write elsewhere" + ("" if self.folder else " with -o")
+        if (translated := _translate(self.dst, error, advice)) is not None:
+            raise translated from error
+        if kind is None:  # the rename itself failed
+            raise error
+
+
+class PlaylistOutput:
+    """``with PlaylistOutput(dst):`` write a playlist and its media files beside it, directly; on
+    any exception the files the block began in that folder are removed."""
+
+    def __init__(self, dst: Path) -> None:
+        self.dst = Path(dst)
+        self._before: set[Path] = set()
+
+    def __enter__(self) -> Path:
+        self._before = set(self.dst.parent.iterdir())
+        return self.dst
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if error is None:
+            return
+        for path in set(self.dst.parent.iterdir()) - self._before:
+            remove_partial(path)
+        if (translated := _translate(self.dst, error, "free space, or write elsewhere with -o")) is not None:
+            raise translated from error

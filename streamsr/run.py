@@ -1,0 +1,329 @@
+"""upscale(): one run, from a source through the stages into a sink, inside one owned output.
+
+Every kind of run has the same shape: a source (`Decoder`: a file, a pipe or URL read once, a
+keyframe segment) yields `FrameBatch`es; the stages (`stages.chain`: the model, and whatever runs
+before or after it) map them; a sink (`io.base.Sink`: a video file, a stream, a playlist, a
+folder of images) takes them. `stages.run_stages` drives the three in their own threads, and the
+output is owned by `io.atomic` (a temporary name renamed when complete, or a playlist's files
+removed on failure). `upscale` picks the source, stages and sink for a source and a destination.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import av
+
+from .config import UpscaleConfig, UpscaleResult
+from .engine import Upscaler
+from .errors import DecodeError, EncodeError, OutputError
+from .frames import VideoInfo
+from .io import open_decoder
+from .io.atomic import AtomicOutput, PlaylistOutput
+from .io.base import Decoder
+from .io.encode import PyAVEncoder
+from .io.pyav import PyAVDecoder
+from .io.sequence import SEQUENCE_FORMATS, FrameSequenceWriter
+from .io.stream import LIVE_POLICIES, StreamSource, is_live, is_playlist, is_stream_location, playlist_options
+from .outputs import check_frames_folder, check_output, default_output, output_codec
+from .stages import Progress, Warn, WarningLog, check_scale, drive, frame_stages, make_upscaler, prepare_run
+
+
+def check_complete(decoder: Decoder, src: Path, result: UpscaleResult) -> None:
+    """Raise `DecodeError` (with the counts) if the source lost frames: what decoded was written."""
+    missing = decoder.frames_missing()
+    if decoder.error is not None or missing:
+        lost = f"{missing} frames lost" if missing else "the rest did not decode"
+        raise DecodeError(
+            f"{src}: the source is damaged; {result.frames} frames were upscaled into {result.output}, {lost}",
+            frames_done=result.frames, frames_lost=missing or None,
+        )
+
+
+def _open_file_source(src: Path, info: VideoInfo, upscaler: Upscaler, cfg: UpscaleConfig) -> Decoder:
+    return open_decoder(src, backend=cfg.decoder, batch=upscaler.batch_for(info.height, info.width), info=info)
+
+
+def upscale_file(
+    src: str | Path,
+    dst: str | Path | None = None,
+    config: UpscaleConfig | None = None,
+    *,
+    upscaler: Upscaler | None = None,
+    info: VideoInfo | None = None,
+    on_progress: Progress | None = None,
+    on_warning: Warn | None = None,
+) -> UpscaleResult:
+    """Upscale one video file into a video file.
+
+    Args:
+        src: the source video; never modified.
+        dst: the output path; default ``<stem>_x<scale><suffix>`` beside the source.
+        config: scale, model, device, encoder settings...
+        upscaler: an already loaded `Upscaler` (batch jobs load the model once).
+        info: `probe(src)`, if the caller has just read it (the CLI does, for its progress bar).
+        on_progress: called with the number of frames written after each batch.
+        on_warning: called with each warning (streams skipped or re-encoded, frames lost).
+
+    Raises:
+        InputError, OutputError, EncodeError, UnsupportedModelError: nothing was written.
+        DecodeError: the source is damaged part-way; the frames that decoded were written.
+    """
+    warn = WarningLog(on_warning)
+    src, info, upscaler, cfg = prepare_run(src, config or UpscaleConfig(), upscaler, info, warn)
+    codec = output_codec(cfg, info, upscaler.scale, Path(dst).suffix if dst is not None else src.suffix)
+    cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))
+    dst = Path(dst) if dst is not None else default_output(src, upscaler.scale, codec)
+    check_output(src, dst, overwrite=cfg.overwrite)
+    decoder = _open_file_source(src, info, upscaler, cfg)
+    start = time.perf_counter()
+    try:
+        with AtomicOutput(dst) as tmp:
+            try:
+                encoder = PyAVEncoder(tmp, src, info, scale=upscaler.scale, config=cfg.encode, warn=warn)
+            except EncodeError as e:
+                if "output format" not in str(e):
+                    raise
+                raise OutputError(f"{dst}: no container format has the suffix {dst.suffix or '(none)'!r}; "
+                                  f"use .mp4, .mov, .mkv or .webm") from None
+            times = drive(decoder, frame_stages(upscaler), encoder, name=src, queue_size=cfg.queue_size,
+                          on_progress=on_progress)
+    finally:
+        decoder.close()
+    result = UpscaleResult(dst, encoder.frames_written, time.perf_counter() - start, *times, warnings=tuple(warn.messages),
+                           codec=codec)
+    check_complete(decoder, src, result)
+    return result
+
+
+def upscale_to_frames(
+    src: str | Path,
+    folder: str | Path,
+    config: UpscaleConfig | None = None,
+    *,
+    image_format: str = "png",
+    upscaler: Upscaler | None = None,
+    info: VideoInfo | None = None,
+    on_progress: Progress | None = None,
+    on_warning: Warn | None = None,
+) -> UpscaleResult:
+    """Upscale one video into a folder of numbered images (``000001.png``, ...) and ``timestamps.txt``
+    (each frame's source time, so the sequence can be re-encoded with its timing; see `io.sequence`).
+
+    The sequence is written into a hidden folder beside `folder` and renamed when complete: a
+    failed or stopped run leaves no half-filled folder. 10-bit and deeper sources give 16-bit PNG
+    or TIFF. Audio and the other streams are not part of a sequence. Errors as `upscale_file`.
+    """
+    warn = WarningLog(on_warning)
+    src, info, upscaler, cfg = prepare_run(src, config or UpscaleConfig(), upscaler, info, warn)
+    folder = Path(folder)
+    check_frames_folder(src, folder, overwrite=cfg.overwrite)
+    if image_format not in SEQUENCE_FORMATS:
+        raise ValueError(f"image format must be one of {', '.join(SEQUENCE_FORMATS)}, got {image_format!r}")
+    decoder = _open_file_source(src, info, upscaler, cfg)
+    start = time.perf_counter()
+    try:
+        with AtomicOutput(folder, folder=True) as tmp:
+            writer = FrameSequenceWriter(tmp, image_format)
+            times = drive(decoder, frame_stages(upscaler), writer, name=src, queue_size=cfg.queue_size,
+                          on_progress=on_progress)
+    finally:
+        decoder.close()
+    if writer.frames_dropped:
+        warn(f"{writer.frames_dropped} frame(s) dropped: their timestamps repeat or go back in the source")
+    result = UpscaleResult(folder, writer.frames_written, time.perf_counter() - start, *times, warnings=tuple(warn.messages),
+                           codec=image_format)
+    check_complete(decoder, src, result)
+    return result
+
+
+def upscale_stream(
+    src: str | Path,
+    dst: str | Path,
+    config: UpscaleConfig | None = None,
+    *,
+    input_format: str | None = None,
+    input_options: dict[str, str] | None = None,
+    output_format: str | None = None,
+    output_options: dict[str, str] | None = None,
+    live_policy: str = "auto",
+    upscaler: Upscaler | None = None,
+    on_progress: Progress | None = None,
+    on_warning: Warn | None = None,
+) -> UpscaleResult:
+    """Upscale `src` into `dst`, either of which may be ``-`` (stdin/stdout) or a URL.
+
+    The source is read once (`io.stream.StreamSource`): the decoder and the stream copy share that
+    read, nothing seeks, and no duration is needed. A file output is still written under a hidden
+    name and renamed when complete, and a playlist's files are removed if the run fails; stdout and
+    URLs cannot be, so a failure there ends the stream where it stopped (the exit code says so).
+
+    `input_format`/`output_format` name FFmpeg's demuxer/muxer (``matroska``, ``mpegts``,
+    ``flv``...); an output with no suffix to tell it (stdout, most URLs) needs one.
+    `input_options`/`output_options` go to FFmpeg's demuxer/muxer and protocol
+    (``rtsp_transport=tcp``, ``listen=1``, ``reconnect=1``...).
+
+    `live_policy`: ``drop`` skips frames the model has no time for, so a live source is read in
+    real time (each kept frame keeps its pts; a warning counts the rest); ``wait`` never drops,
+    and warns when the output fell behind the source's clock; ``auto`` drops for live sources
+    (network streams such as RTSP/RTMP/SRT/UDP/TCP, capture devices) and waits for the rest.
+
+    Raises:
+        InputError: the source cannot be opened or has no decodable video.
+        OutputError: the output needs a format, or cannot be opened.
+        DecodeError: the source broke off or is damaged part-way (what decoded was written).
+    """
+    cfg = config or UpscaleConfig()
+    warn = WarningLog(on_warning)
+    src, dst = str(src), str(dst)
+    if live_policy not in LIVE_POLICIES:
+        raise ValueError(f"live_policy must be one of {', '.join(LIVE_POLICIES)}, got {live_policy!r}")
+    drop = live_policy == "drop" or (live_policy == "auto" and is_live(src, input_format))
+    dropped = 0
+
+    def count_dropped(frames: int) -> None:
+        nonlocal dropped
+        dropped += frames
+
+    to_stream = is_stream_location(dst)
+    playlist = not to_stream and is_playlist(dst, output_format)
+    if not to_stream:
+        check_output(Path(src), Path(dst), overwrite=cfg.overwrite)
+    elif output_format is None and dst == "-":
+        raise OutputError("-: writing to stdout needs a container format; pass -f (e.g. -f matroska, -f mpegts)")
+    if upscaler is None:
+        upscaler = make_upscaler(cfg, on_warning=warn)
+    check_scale(upscaler, cfg.scale)
+    source = StreamSource(src, fmt=input_format, options=input_options)
+    info = source.info
+    options = playlist_options(dst, output_format, output_options) if playlist else output_options
+    # A playlist names its media files after itself: it is written in place, not under a hidden name.
+    output = _NoOutput(dst) if to_stream else PlaylistOutput(Path(dst)) if playlist else AtomicOutput(Path(dst))
+    try:
+        codec = output_codec(cfg, info, upscaler.scale, ".webm" if output_format == "webm" else Path(dst.split("?")[0]).suffix)
+        decoder = PyAVDecoder(None, batch=upscaler.batch_for(info.height, info.width), source=source)
+        start = time.perf_counter()
+        with output as target:
+            try:
+                encoder = PyAVEncoder(target, source, info, scale=upscaler.scale, config=cfg.encode, warn=warn,
+                                      fmt=output_format, options=options)
+            except EncodeError as e:
+                raise OutputError(f"{dst}: cannot write there: {e}") from None
+            try:
+                times = drive(decoder, frame_stages(upscaler), encoder, name=src, queue_size=cfg.queue_size,
+                              on_progress=on_progress, on_drop=count_dropped if drop else None)
+            except (av.FFmpegError, OSError) as e:
+                # The muxer's own errors: a sink that refused the connection (opened at the first
+                # packet), closed it, or a full disk.
+                raise OutputError(f"{dst}: cannot write there: {e.strerror or e}") from e
+    finally:
+        source.close()
+    seconds = time.perf_counter() - start
+    if dropped:
+        warn(f"{dropped} frame(s) dropped to keep up with the source in real time (--live-policy drop)")
+    elif is_live(src, input_format) and decoder.stream_seconds() < seconds - 1:
+        warn(f"the output fell {seconds - decoder.stream_seconds():.1f} s behind the live source "
+             f"(--live-policy drop keeps real time by skipping frames)")
+    result = UpscaleResult(Path(dst), encoder.frames_written, seconds, *times, warnings=tuple(warn.messages), codec=codec)
+    check_complete(decoder, Path(src), result)
+    return result
+
+
+class _NoOutput:
+    """Stdout or a URL: written directly, nothing to rename or remove."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+    def __enter__(self) -> str:
+        return self.location
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+
+def is_stream_run(src: str | Path, dst: str | Path | None, *, input_format: str | None = None,
+                  input_options: dict[str, str] | None = None, output_format: str | None = None,
+                  output_options: dict[str, str] | None = None, live_policy: str = "auto") -> bool:
+    """True when a run reads a pipe or URL, writes one or a playlist, or names FFmpeg's formats or
+    options: it then reads its source once, in order (`upscale_stream`)."""
+    to_stream = dst is not None and (is_stream_location(str(dst)) or is_playlist(str(dst), output_format))
+    return (is_stream_location(str(src)) or to_stream
+            or any((input_format, input_options, output_format, output_options, live_policy != "auto")))
+
+
+def upscale(
+    source: str | Path,
+    destination: str | Path | None = None,
+    config: UpscaleConfig | None = None,
+    *,
+    frames_format: str | None = None,
+    input_format: str | None = None,
+    input_options: dict[str, str] | None = None,
+    output_format: str | None = None,
+    output_options: dict[str, str] | None = None,
+    live_policy: str = "auto",
+    segment_seconds: float | None = None,
+    resume: bool = False,
+    run_segments: Callable[..., None] | None = None,
+    upscaler: Upscaler | None = None,
+    info: VideoInfo | None = None,
+    on_progress: Progress | None = None,
+    on_warning: Warn | None = None,
+) -> UpscaleResult:
+    """Upscale a video or an image: the one entry point of the CLI, `batch`, Ray tasks and the API.
+
+    What runs follows from the arguments:
+
+    - an image file (`images.IMAGE_SUFFIXES`) gives the same kind of image (`images.upscale_image`);
+    - a pipe (``-``) or URL source, a stdout, URL or playlist destination, or any of the FFmpeg
+      format and option arguments read the source once (`upscale_stream`);
+    - `segment_seconds`, `resume` or `run_segments` (an engine that runs segments, e.g. Ray's)
+      cut the video at keyframes and join the upscaled segments (`segments.upscale_segmented`);
+    - `frames_format` (png, tiff, jpg, webp) makes `destination` a folder of numbered images
+      (`upscale_to_frames`);
+    - anything else is one video file into another (`upscale_file`).
+
+    Raises:
+        ValueError: arguments that ask for two kinds of run at once.
+        StreamSRError: as the run chosen raises it (see each).
+    """
+    from .images import is_image, upscale_image
+
+    streaming = is_stream_run(source, destination, input_format=input_format, input_options=input_options,
+                              output_format=output_format, output_options=output_options, live_policy=live_policy)
+    segmented = segment_seconds is not None or resume or run_segments is not None
+    if streaming and (segmented or frames_format is not None):
+        raise ValueError("pipes, URLs and FFmpeg formats write one video; segments and frame folders take a video file")
+    if segmented and frames_format is not None:
+        raise ValueError("segments join into a video file, not a folder of frames")
+    if streaming:
+        if destination is None:
+            raise ValueError("a pipe or URL source needs a destination (a file, - for stdout, or a URL)")
+        return upscale_stream(source, destination, config, input_format=input_format, input_options=input_options,
+                              output_format=output_format, output_options=output_options, live_policy=live_policy,
+                              upscaler=upscaler, on_progress=on_progress, on_warning=on_warning)
+    if is_image(Path(source)):
+        if segmented or frames_format is not None:
+            raise ValueError("an image upscales to one image: no segments, no frame folder")
+        image = upscale_image(source, destination, config, upscaler=upscaler)
+        if on_progress is not None:
+            on_progress(1)
+        return UpscaleResult(image.output, 1, image.seconds, 0.0, image.seconds, 0.0, codec=image.output.suffix[1:],
+                             width=image.width, height=image.height, bits=image.bits)
+    if segmented:
+        from .segments import DEFAULT_SEGMENT_SECONDS, upscale_segmented
+
+        return upscale_segmented(source, destination, config, segment_seconds=segment_seconds or DEFAULT_SEGMENT_SECONDS,
+                                 resume=resume, upscaler=upscaler, run_segments=run_segments, on_progress=on_progress,
+                                 on_warning=on_warning)
+    if frames_format is not None:
+        if destination is None:
+            raise ValueError("frames need a destination folder")
+        return upscale_to_frames(source, destination, config, image_format=frames_format, upscaler=upscaler, info=info,
+                                 on_progress=on_progress, on_warning=on_warning)
+    return upscale_file(source, destination, config, upscaler=upscaler, info=info, on_progress=on_progress,
+                        on_warning=on_warning)

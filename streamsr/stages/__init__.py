@@ -1,0 +1,63 @@
+"""Stages: the steps between a source and a sink.
+
+A stage maps a stream of `FrameBatch`es to another (`Stage.__call__`); `chain` runs several in
+order as one, inside the runner's middle thread. A stage may keep, drop, repeat or replace
+frames, but every frame it emits carries the pts it is shown at, in the source's time base: the
+sink writes timing from those pts alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from ..engine import Upscaler
+from ..errors import DecodeError
+from ..frames import FrameBatch
+from ..io.base import Decoder, Sink
+from .runner import Progress, Warn, WarningLog, run_stages
+from .upscale import Upscale, check_scale, make_upscaler, prepare_run
+
+
+class Stage(Protocol):
+    def __call__(self, batches: Iterator[FrameBatch]) -> Iterator[FrameBatch]: ...
+
+
+def chain(stages: Sequence[Callable[[Iterator[FrameBatch]], Iterator[FrameBatch]]]) -> Stage:
+    """One stage that runs `stages` in order (none: the batches pass unchanged)."""
+
+    def run(batches: Iterator[FrameBatch]) -> Iterator[FrameBatch]:
+        for stage in stages:
+            batches = stage(batches)
+        return batches
+
+    return run
+
+
+_StageFn = Callable[[Iterator[FrameBatch]], Iterator[FrameBatch]]
+
+
+def frame_stages(upscaler: Upscaler, before: Sequence[_StageFn] = (), after: Sequence[_StageFn] = ()) -> Stage:
+    """The stages of a run: `before` the model (on decoded frames), the model, `after` it."""
+    return chain([*before, Upscale(upscaler), *after])
+
+
+def drive(source: Decoder, stages: Stage, sink: Sink, *, name: str | Path, queue_size: int,
+          on_progress: Progress | None = None, on_drop: Progress | None = None) -> tuple[float, float, float]:
+    """Run `source` (called `name` in errors) through `stages` into `sink` and finish the sink; on
+    any error the sink is aborted (its owner removes what it wrote). Returns the busy seconds of
+    (decode, stages, write)."""
+    try:
+        times = run_stages(iter(source), stages, sink.write, queue_size=queue_size, on_progress=on_progress, on_drop=on_drop)
+        if sink.frames_written == 0:
+            raise DecodeError(f"{name}: no frame could be decoded; the file may be corrupt")
+        sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    return times
+
+
+__all__ = ["Progress", "Stage", "Upscale", "Warn", "WarningLog", "chain", "check_scale", "drive", "frame_stages", "make_upscaler",
+           "prepare_run", "run_stages"]

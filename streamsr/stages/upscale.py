@@ -1,0 +1,50 @@
+"""The model as a stage: every frame upscaled by the `Upscaler`, at its own pts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from ..config import UpscaleConfig
+from ..engine import Upscaler
+from ..errors import ScaleMismatchError
+from ..frames import FrameBatch, VideoInfo
+from ..io.probe import check_source, probe
+
+
+def check_scale(upscaler: Upscaler, scale: int | None) -> None:
+    """Refuse a scale asked for that is not the model's (None asks for nothing)."""
+    if scale is not None and scale != upscaler.scale:
+        raise ScaleMismatchError(
+            f"model {upscaler.model.name} upscales x{upscaler.scale}, but --scale {scale} was asked for; "
+            f"leave --scale out to use the model's")
+
+
+def make_upscaler(cfg: UpscaleConfig, on_warning: Callable[[str], None] | None = None) -> Upscaler:
+    """The engine `cfg` asks for (model loaded once; share it across files)."""
+    return Upscaler(cfg.model_name, device=cfg.device, precision=cfg.precision, batch=cfg.batch, tile=cfg.tile,
+                    cuda_graphs=cfg.cuda_graphs, self_ensemble=cfg.self_ensemble, backend=cfg.backend, on_warning=on_warning)
+
+
+class Upscale:
+    """The model on every frame; pts, time base and order are kept (on CUDA several batches are
+    in flight at once: `Upscaler.stream`)."""
+
+    def __init__(self, upscaler: Upscaler) -> None:
+        self.upscaler = upscaler
+
+    def __call__(self, batches: Iterator[FrameBatch]) -> Iterator[FrameBatch]:
+        return self.upscaler.stream(batches)
+
+
+def prepare_run(src: str | Path, cfg: UpscaleConfig, upscaler: Upscaler | None, info: VideoInfo | None,
+                warn: Callable[[str], None]) -> tuple[Path, VideoInfo, Upscaler, UpscaleConfig]:
+    """The checked source file, its description, the engine and the config with the model's scale."""
+    src = check_source(src)
+    if info is None:
+        info = probe(src)
+    if upscaler is None:
+        upscaler = make_upscaler(cfg, on_warning=warn)
+    check_scale(upscaler, cfg.scale)
+    return src, info, upscaler, replace(cfg, scale=upscaler.scale)
