@@ -561,7 +561,9 @@ def models_command(path: Path | None, archs: bool) -> None:
         click.echo(f"  parameters    {model.parameters / 1e3:.0f}K" if model.runtime == "torch" else f"  runtime       {model.runtime}")
         click.echo(f"  precisions    {', '.join(model.precisions())}")
         click.echo(f"  input size    {', '.join(r for r in rules if r) or 'any'}")
-        click.echo(f"  tiling        {'yes, ' + str(model.tile_overlap) + ' px overlap' if model.tiling else 'no (needs whole frames)'}")
+        tiling = {"supported": f"yes, {model.tile_overlap} px overlap", "discouraged": "only with --tile (it shows)",
+                  "internal": "no (needs whole frames)"}[model.tiling.value]
+        click.echo(f"  tiling        {tiling}")
         for name, score in model.quality().items():
             click.echo(f"  {name:<13} {score['psnr']:.3f} dB / {score['ssim']:.4f}")
         return

@@ -17,6 +17,7 @@ from torch import Tensor
 from .errors import BackendUnavailableError, DeviceOutOfMemoryError, UnsupportedModelError
 from .frames import FrameBatch
 from .models import ModelDescriptor, load_model
+from .models.descriptor import Tiling
 from .models.ensemble import SelfEnsemble
 from .models.runtimes import resolve_runtime, with_runtime
 
@@ -181,18 +182,21 @@ class Upscaler:
                 self.runtime = "torch"
         self.dtype = resolve_precision(precision, self.device, self.model)
         self.scale = self.model.scale
-        self.batch, self.tile = batch, tile if self.model.tiling else 0
-        self.tile_overlap = max(tile_overlap, self.model.tile_overlap) if self.model.tiling else tile_overlap
+        tiling = self.model.tiling
+        # Discouraged tiling only where asked for; internal tiling never from outside.
+        tileable = tiling is Tiling.SUPPORTED or (tiling is Tiling.DISCOURAGED and tile)
+        self.batch, self.tile = batch, tile if tileable else 0
+        self.tile_overlap = max(tile_overlap, self.model.tile_overlap) if tileable else tile_overlap
         self.overlap = overlap
         self.self_ensemble = self_ensemble
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self._graph: CUDAGraphRunner | None = None
         self._auto_batch: dict[tuple[int, int], int] = {}
-        self._feat = int(self.model.hparams.get("feat", 64))
+        self._feat = self.model.activation_channels
         self.on_warning = on_warning or (lambda _message: None)
         module = self.model.inference_module().eval().to(self.device)
-        if hasattr(module, "use_sliced_sums"):
-            module.use_sliced_sums(self.device.type == "cuda")  # device policy lives here, not in the network
+        if self.model.prepare is not None:
+            self.model.prepare(module, self.device)
         if self.device.type == "cuda" and self.dtype == torch.float16:
             module = module.half()  # fp16 weights on CUDA; the attention keeps fp32 inside
         # channels_last suits the CPU's convolutions; on CUDA the forward ran slower in it (H200, x3

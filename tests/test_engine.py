@@ -270,3 +270,23 @@ def test_out_of_memory_is_a_typed_one_line_error(monkeypatch: pytest.MonkeyPatch
         engine(torch.rand(1, 3, 30, 40))
     assert isinstance(err.value, BackendUnavailableError) and err.value.exit_code == 5
     assert "\n" not in str(err.value)
+
+
+def test_the_architecture_declares_its_contract_and_the_engine_reads_only_that() -> None:
+    from dataclasses import replace
+
+    from streamsr.models.descriptor import Tiling
+
+    shipped = load_model("safdn-x2")
+    assert shipped.activation_channels == shipped.hparams["feat"] and shipped.prepare is not None
+    assert shipped.tiling is Tiling.SUPPORTED
+    prepared = []
+    desc = replace(_descriptor(), activation_channels=1000, prepare=lambda module, device: prepared.append(device.type))
+    up = Upscaler(desc, device="cpu", precision="fp32")
+    assert prepared == ["cpu"]
+    assert up.tile_for(180, 320) == CPU_AUTO_TILE  # 57.6M activations: tiled, by the declared width alone
+    internal = Upscaler(replace(_descriptor(), tiling=Tiling.INTERNAL), device="cpu", tile=64)
+    discouraged = replace(_descriptor(), tiling=Tiling.DISCOURAGED)
+    assert internal.tile_for(720, 1280) == 0  # never from outside, even when asked
+    assert Upscaler(discouraged, device="cpu", tile=64).tile_for(720, 1280) == 64  # asked: tiles
+    assert Upscaler(discouraged, device="cpu", precision="fp32").tile_for(2160, 3840) == 0  # never automatically

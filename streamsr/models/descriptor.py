@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import enum
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +31,17 @@ class SizeRequirements:
         return fit(height), fit(width)
 
 
+class Tiling(enum.Enum):
+    """Whether a frame may be upscaled in tiles (spandrel's `ModelTiling`)."""
+
+    SUPPORTED = "supported"
+    """Tiles joined with enough overlap give the whole frame's result (to rounding)."""
+    DISCOURAGED = "discouraged"
+    """Tiles work but show: only when asked (--tile), never chosen automatically."""
+    INTERNAL = "internal"
+    """The network tiles inside itself, or needs the whole frame: never tiled from outside."""
+
+
 @dataclass
 class ModelDescriptor:
     """A loaded SR network and how to call it (spandrel's `ImageModelDescriptor` is the model).
@@ -48,23 +62,35 @@ class ModelDescriptor:
     """fp16 gives the fp32 result within rounding (else CUDA runs bf16 or fp32)."""
     supports_bfloat16: bool = True
     size: SizeRequirements = field(default_factory=SizeRequirements)
-    tiling: bool = True
-    """Tiles may be upscaled separately and joined (False: the network needs the whole frame)."""
+    tiling: Tiling = Tiling.SUPPORTED
     tile_overlap: int = 32
     """Context pixels a tile needs on each side for its core to match the whole frame."""
+    activation_channels: int = 64
+    """Feature channels per pixel at the network's widest: on the CPU, frames whose activations
+    (pixels x these) outgrow the caches are tiled automatically (`Upscaler.tile_for`)."""
     channels_last: bool = True
     """The CPU runs it faster in channels-last memory layout."""
+    prepare: Callable[[nn.Module, torch.device], None] | None = None
+    """Sets the inference module up for the device it runs on (its architecture's choice of
+    kernels per device); None: nothing to set."""
     runtime: str = "torch"
     """What executes the module: "torch", or a graph runtime ("onnxruntime", "openvino")."""
     metadata: dict[str, str] = field(default_factory=dict)
     """The weight file's metadata (training record, measured quality)."""
 
     @classmethod
-    def from_module(cls, module: nn.Module, *, name: str, arch: str, metadata: dict[str, str] | None = None) -> ModelDescriptor:
-        """A descriptor for one of our own networks, which records its constructor arguments."""
+    def from_module(cls, module: nn.Module, *, name: str, arch: str, metadata: dict[str, str] | None = None,
+                    **contract: Any) -> ModelDescriptor:
+        """A descriptor for one of our own networks, which records its constructor arguments, with
+        the calling contract its registered architecture declares (`registry.ArchSpec.describe`);
+        `contract` overrides fields of it."""
+        from .registry import REGISTRY
+
         hp = getattr(module, "hparams", {})
         in_ch = int(hp.get("in_ch", 3))
-        return cls(module, name, arch, int(hp["scale"]), in_ch, out_ch=in_ch, metadata=dict(metadata or {}))
+        declared = REGISTRY[arch].describe(module) if arch in REGISTRY else {}
+        return cls(module, name, arch, int(hp["scale"]), in_ch, out_ch=in_ch, metadata=dict(metadata or {}),
+                   **{**declared, **contract})
 
     @property
     def hparams(self) -> dict[str, int | float]:

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import BackendUnavailableError, UnsupportedModelError
-from .descriptor import ModelDescriptor, SizeRequirements
+from .descriptor import ModelDescriptor, SizeRequirements, Tiling
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 ONNX_SUFFIX = ".onnx"
@@ -93,7 +93,7 @@ def load_spandrel(path: Path, state: Mapping[str, Tensor]) -> ModelDescriptor:
         supports_half=bool(loaded.supports_half),
         supports_bfloat16=bool(loaded.supports_bfloat16),
         size=SizeRequirements(minimum=max(req.minimum, multiple if req.square else 0), multiple_of=multiple),
-        tiling=loaded.tiling == spandrel.ModelTiling.SUPPORTED,
+        tiling=Tiling(loaded.tiling.name.lower()),
         tile_overlap=max(32, multiple),
         metadata={"architecture": loaded.architecture.name, "purpose": str(loaded.purpose), **_hparams_meta(loaded)},
     )

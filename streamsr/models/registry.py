@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -22,6 +23,9 @@ class ArchSpec:
     """True if a state dict without streamsr metadata looks like this arch."""
     infer: Callable[[StateDict], dict[str, int | float]]
     """Hyperparameters read off tensor shapes (foreign files only)."""
+    describe: Callable[[nn.Module], dict[str, Any]] = field(default=lambda _module: {})
+    """The calling contract of a built network (`ModelDescriptor` fields: precisions, size rules,
+    tiling and overlap, activation channels, per-device set-up); fields left out take their defaults."""
 
 
 class ArchRegistry:
@@ -65,7 +69,8 @@ def register_arch(
     *,
     detect: Callable[[StateDict], bool],
     infer: Callable[[StateDict], dict[str, int | float]],
+    describe: Callable[[nn.Module], dict[str, Any]] | None = None,
 ) -> type[nn.Module]:
     """Register `cls` under `arch_id`; returns `cls` so it can be used after a class statement."""
-    REGISTRY.add(ArchSpec(arch_id, cls, detect, infer))
+    REGISTRY.add(ArchSpec(arch_id, cls, detect, infer, describe or (lambda _module: {})))
     return cls

@@ -207,5 +207,5 @@ def with_runtime(model: ModelDescriptor, runtime: str, *, precision: str = "fp32
     else:
         module = OpenVINOModule(graph, precision=precision, threads=threads)
     min_side = max(model.size.minimum, int(getattr(model.module, "graph_min_side", 0)))
-    return replace(model, module=module, runtime=runtime, supports_half=False, supports_bfloat16=runtime == "openvino",
+    return replace(model, module=module, runtime=runtime, prepare=None, supports_half=False, supports_bfloat16=runtime == "openvino",
                    channels_last=False, size=replace(model.size, minimum=min_side))

@@ -31,6 +31,7 @@ global attention and tiles line up with the full frame.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -441,4 +442,15 @@ def _looks_like_safdn(state: Mapping[str, Tensor]) -> bool:
     return "head.weight" in state and "body.0.attention.temperature" in state and "upsample.0.weight" in state
 
 
-register_arch("safdn", SAFDN, detect=_looks_like_safdn, infer=_hparams_from_state)
+def _use_sliced_sums_on_cuda(module: nn.Module, device: torch.device) -> None:
+    # The sliced sums are the faster kernels on CUDA and the slower ones on the CPU.
+    module.use_sliced_sums(device.type == "cuda")
+
+
+def _contract(module: nn.Module) -> dict[str, Any]:
+    """SAFDN's calling contract: fp16-safe (the attention keeps fp32 inside), tiles with the
+    default overlap, as wide as its feature channels, and its sliced sums chosen per device."""
+    return {"activation_channels": int(module.hparams["feat"]), "prepare": _use_sliced_sums_on_cuda}
+
+
+register_arch("safdn", SAFDN, detect=_looks_like_safdn, infer=_hparams_from_state, describe=_contract)
