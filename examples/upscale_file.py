@@ -25,7 +25,7 @@ def main() -> None:
         print(f"\r{done} frames", end="", flush=True)
 
     config = streamsr.UpscaleConfig(scale=args.scale, overwrite=True)
-    result = streamsr.upscale_file(args.video, args.output, config, on_progress=progress, on_warning=print)
+    result = streamsr.upscale(args.video, args.output, config, on_progress=progress, on_warning=print)
     print(f"\nwrote {result.output}: {result.frames} frames, {result.fps:.2f} fps end to end")
 
 

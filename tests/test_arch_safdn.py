@@ -181,7 +181,7 @@ def test_sliced_gram_equals_the_plain_product(pixels: int) -> None:
 
 
 def _concatenating_forward(model: SAFDN, x: torch.Tensor) -> torch.Tensor:
-    """SAFDN as DESIGN.md draws it: every fuse 1x1 applied to the concatenation of its inputs."""
+    """SAFDN as its module docstring draws it: every fuse 1x1 applied to the concatenation of its inputs."""
 
     def block_forward(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         kept, y = [], x
@@ -203,7 +203,7 @@ def _concatenating_forward(model: SAFDN, x: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("part_by_part", [False, True])  # the CPU's way, the GPU's way
 def test_model_fuses_the_concatenation_of_its_parts(monkeypatch: pytest.MonkeyPatch, part_by_part: bool) -> None:
-    """Either way of fusing (the engine picks by device) computes the network DESIGN.md draws."""
+    """Either way of fusing (the engine picks by device) computes the network its docstring draws."""
     def forced(fuse: torch.nn.Conv2d, parts: Iterable[torch.Tensor], **_: bool) -> torch.Tensor:
         return fuse_concatenation(fuse, parts, part_by_part=part_by_part)
 

@@ -57,3 +57,21 @@ def test_shipped_weights_carry_structured_metadata_without_machine_paths() -> No
         assert json.loads(meta["quality"]).get("Set5", {}).get("psnr", 0) > 25, path.name
         text = " ".join(meta.values())
         assert not re.search(r"(^|[\s\"'])/|\.\./|\bruns/|[A-Za-z]:\\\\", text), path.name
+
+
+def test_readme_is_a_front_page_and_every_document_it_names_is_here() -> None:
+    """README stays a front page (the long reference is docs/usage.md), and no file of the
+    repository cites a document that is not part of it."""
+    import subprocess
+
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 160
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    names = {Path(p).name for p in tracked}
+    cited: dict[str, str] = {}
+    for path in tracked:
+        file = ROOT / path
+        if file.suffix in (".py", ".md", ".toml", ".txt", ".sh", "") and file.is_file():
+            for name in re.findall(r"[A-Za-z0-9_-]+\.md\b", file.read_text(errors="ignore")):
+                cited.setdefault(name, path)
+    assert "usage.md" in cited and "README.md" in cited  # the walk reads the files
+    assert {n: p for n, p in cited.items() if n not in names} == {}

@@ -1,4 +1,4 @@
-"""SAFDN: self-attention feature distillation network (DESIGN.md §3).
+"""SAFDN: self-attention feature distillation network.
 
 Our reading of the paper, whose abstract is all that is public:
 
