@@ -17,9 +17,9 @@ import time
 
 import torch
 
-from streamsr.engine import Upscaler
 from streamsr.models import load_model
 from streamsr.models.archs.safdn import TRAINING_PATCH
+from streamsr.upscaler import Upscaler
 
 
 def main() -> None:

@@ -28,8 +28,8 @@ WAYS = ("whole", "part-by-part")
 
 def measure(model: str, width: int, height: int, frames: int, way: str) -> dict[str, float]:
     """One way's seconds for a warm call and peak MiB, in this process (the child's job)."""
-    from streamsr.engine import Upscaler
     from streamsr.models.archs import safdn
+    from streamsr.upscaler import Upscaler
 
     fuse, calls = safdn.fuse_concatenation, []
 

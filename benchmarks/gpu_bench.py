@@ -21,12 +21,12 @@ import torch
 
 from streamsr.bench import make_test_clip
 from streamsr.config import UpscaleConfig
-from streamsr.engine import Upscaler
 from streamsr.io.codecs import EncodeConfig
 from streamsr.io.encode import PyAVEncoder
 from streamsr.io.probe import probe
 from streamsr.io.pyav import PyAVDecoder
 from streamsr.run import upscale_file
+from streamsr.upscaler import Upscaler
 
 
 def timed(fn: Callable[[], int], runs: int = 2) -> float:
@@ -81,7 +81,7 @@ def case(name: str, scale: int, size: tuple[int, int], frames: int, tmp: Path, d
     precisions = ["fp32", "fp16"] if device == "cuda" else ["fp32"]
     for precision in precisions:
         for overlap in (False, True):
-            up = Upscaler(f"safdn-x{scale}", device=device, precision=precision, batch=batch, overlap=overlap)
+            up = Upscaler(f"safdn-x{scale}", device=device, precision=precision, batch=batch, stream_overlap=overlap)
             if device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             row[f"sr_{precision}_{'overlap' if overlap else 'serial'}_fps"] = timed(lambda up=up: sum(len(b) for b in up.stream(iter(decoded))))

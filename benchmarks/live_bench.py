@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from streamsr.bench import make_test_clip
-from streamsr.engine import Upscaler
 from streamsr.live import HeadlessSink, LiveStats, run_live
+from streamsr.upscaler import Upscaler
 
 
 def _start_xvfb() -> subprocess.Popen[bytes] | None:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from streamsr.engine import Upscaler, cpu_has_fast_bf16
 from streamsr.errors import UnsupportedModelError
 from streamsr.models import load_model
 from streamsr.models.runtimes import runtime_available
+from streamsr.upscaler import Upscaler, cpu_has_fast_bf16
 
 
 def community(name: str, tmp: Path) -> Path:

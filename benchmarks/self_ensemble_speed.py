@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from streamsr.engine import Upscaler
 from streamsr.io.probe import probe
 from streamsr.io.pyav import PyAVDecoder
+from streamsr.upscaler import Upscaler
 
 
 def main() -> None:

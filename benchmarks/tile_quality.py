@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from streamsr.config import data_path
-from streamsr.engine import Upscaler
 from streamsr.models import ModelDescriptor, load_model
 from streamsr.train.evaluate import SetScore, evaluate_set
+from streamsr.upscaler import Upscaler
 
 
 def load(name: str, window: int | None) -> ModelDescriptor:

@@ -9,7 +9,6 @@ from __future__ import annotations
 __version__ = "0.2.0"
 
 from .config import UpscaleConfig, UpscaleResult
-from .engine import Upscaler
 from .errors import (
     BackendUnavailableError,
     ConfigError,
@@ -28,6 +27,7 @@ from .io import EncodeConfig, open_decoder, probe
 from .models import ModelDescriptor, list_models, load_model, measure_complexity
 from .models.runtimes import export_onnx
 from .run import upscale, upscale_file, upscale_stream, upscale_to_frames
+from .upscaler import Upscaler
 
 __all__ = [
     "BackendUnavailableError",

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .config import UpscaleConfig, UpscaleResult, settings_fingerprint
-from .engine import Upscaler
 from .errors import DecodeError, InputError, OutputError, StreamSRError, is_disk_full
 from .images import is_image
 from .io.probe import probe
@@ -25,6 +24,7 @@ from .jobs import Job, upscale_one
 from .outputs import fit_container
 from .partials import remove_stale_partials
 from .stages import make_upscaler
+from .upscaler import Upscaler
 
 VIDEO_SUFFIXES = frozenset(
     [".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv", ".mxf", ".y4m"]

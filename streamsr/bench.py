@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from .config import UpscaleConfig
-from .engine import bicubic_upscale
 from .frames import FrameBatch
 from .io.encode import PyAVEncoder
 from .io.probe import probe
@@ -27,6 +26,7 @@ from .io.pyav import PyAVDecoder
 from .models import load_model, measure_complexity
 from .run import upscale_file
 from .stages import make_upscaler
+from .upscaler import bicubic_upscale
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def run_bench(
             lambda: upscale_file(src, tmp / "e2e.mp4", dataclasses.replace(cfg, overwrite=True), upscaler=up),
             max(1, runs - 1),
         )
-    # Count on a CPU fp32 copy of the torch network: the engine's may be fp16 on CUDA, or a graph.
+    # Count on a CPU fp32 copy of the torch network: the Upscaler's may be fp16 on CUDA, or a graph.
     module = copy.deepcopy(up.model.module).float().cpu() if up.runtime == "torch" else load_model(cfg.model_name).module
     cx = measure_complexity(module, scale=scale, out_width=info.width * scale, out_height=info.height * scale)
     sr_fps = n / sr_s

@@ -16,13 +16,13 @@ from tqdm import tqdm
 from . import __version__
 from .config import PIXEL_LOSSES, SAMPLINGS, UpscaleConfig
 from .distributed import ENGINES
-from .engine import DEVICES, PRECISIONS
 from .errors import Interrupted, StreamSRError, raise_interrupted
 from .io import DECODERS
 from .io.sequence import SEQUENCE_FORMATS
 from .io.stream import LIVE_POLICIES, parse_options
 from .models import SCALE_RANGE, family_member
 from .models.runtimes import RUNTIMES
+from .upscaler import DEVICES, PRECISIONS
 
 SCALE = click.IntRange(*SCALE_RANGE)
 """Any model's upscaling factor, as options take it."""
@@ -101,7 +101,7 @@ def upscale_options(f: Any) -> Any:
         click.option("--decoder", type=click.Choice(DECODERS), default="auto", show_default=True,
                      help="auto: DALI (NVDEC) on CUDA when it can decode the source, else PyAV. "
                           "dali without CUDA: DALI's CPU decoder (VP8/VP9/MJPEG), for diagnosis."),
-        click.option("--backend", type=click.Choice(RUNTIMES), default="auto", show_default=True,
+        click.option("--runtime", "--backend", "backend", type=click.Choice(RUNTIMES), default="auto", show_default=True,
                      help="What runs the model: torch, or its exported graph on onnxruntime or openvino; "
                           "auto: openvino on the CPU where installed (fastest there), else torch."),
         click.option("--cuda-graphs", is_flag=True, default=False, help="Replay the model as a CUDA graph (CUDA only)."),
@@ -323,7 +323,7 @@ def batch(ctx: click.Context, in_dir: Path, out_dir: Path, pattern: str | None, 
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True)
 @click.option("--batch", type=click.IntRange(min=0), default=0, show_default=True, help="0: from free GPU memory (1 on the CPU).")
-@click.option("--backend", type=click.Choice(RUNTIMES), default="auto", show_default=True, help="What runs the model.")
+@click.option("--runtime", "--backend", "backend", type=click.Choice(RUNTIMES), default="auto", show_default=True, help="What runs the model.")
 @click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True, help="Timed runs per stage (median).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True, help="torch intra-op threads (0: torch's default).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the figures as JSON.")
@@ -390,8 +390,8 @@ def live(source: str | None, camera: str | None, size: str | None, fps: float | 
         streamsr live --source clip.mp4 --no-window --frames 100
     """
 
-    from .engine import Upscaler
     from .live import HeadlessSink, live_model, run_live
+    from .upscaler import Upscaler
 
     def make(s: int) -> Upscaler:
         return Upscaler(model if model and s == int(scale) else live_model(s, device), device=device, precision=precision)
@@ -448,7 +448,7 @@ def _seconds(text: str) -> float:
 @click.option("-s", "--scale", type=SCALE, default=None, help="Without UPSCALED: picks safdn-x<scale> (default 4).")
 @click.option("-m", "--model", default="", help="Without UPSCALED: the model to run (name or file).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--backend", type=click.Choice(RUNTIMES), default="auto", show_default=True)
+@click.option("--runtime", "--backend", "backend", type=click.Choice(RUNTIMES), default="auto", show_default=True)
 def compare(source: Path, upscaled: Path | None, at: str, output: Path | None, scale: int | None, model: str,
             device: str, backend: str) -> None:
     """A before/after picture: the source frame by bicubic beside the model's (or beside UPSCALED,
@@ -642,7 +642,7 @@ def train(config_path: Path | None, resume: bool, **overrides: Any) -> None:
               help="Write a copy of the weights with these scores recorded in its metadata.")
 @click.option("--self-ensemble", is_flag=True,
               help="Score the mean over 8 flips/rotations (the \"+\" rows of SR papers), not the model alone.")
-@click.option("--backend", type=click.Choice(RUNTIMES), help="What runs the model (default: torch; an .onnx model: onnxruntime).")
+@click.option("--runtime", "--backend", "backend", type=click.Choice(RUNTIMES), help="What runs the model (default: torch; an .onnx model: onnxruntime).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="Compute precision (auto: as upscale picks it on this CPU).")
 @click.option("--degradation", help="Compress the LR before upscaling, e.g. x264:crf=28 or x265:crf=30 "
@@ -661,7 +661,7 @@ def evaluate(model_name: str | None, scale: int | None, data_dirs: tuple[Path, .
     from .errors import ScaleMismatchError
     from .models import DEFAULT_SCALE, default_model_name, load_model
     from .train.degrade import Compression
-    from .train.evaluate import SetScore, evaluate_engine, evaluation_engine, export_refusal
+    from .train.evaluate import SetScore, evaluate_upscaler, evaluation_upscaler, export_refusal
 
     try:
         compression = Compression.parse(degradation) if degradation else None
@@ -670,17 +670,17 @@ def evaluate(model_name: str | None, scale: int | None, data_dirs: tuple[Path, .
     model = load_model(model_name or default_model_name(scale or DEFAULT_SCALE))
     if scale is not None and model.scale != scale:
         raise ScaleMismatchError(f"model {model.name} upscales x{model.scale}, but --scale {scale} was asked for")
-    engine = evaluation_engine(model, backend=backend, precision=precision, self_ensemble=self_ensemble)
-    if export_path and (why := export_refusal(engine)) is not None:
+    upscaler = evaluation_upscaler(model, backend=backend, precision=precision, self_ensemble=self_ensemble)
+    if export_path and (why := export_refusal(upscaler)) is not None:
         raise click.UsageError(f"--export: {why}")
-    click.echo(f"{model.name}{'+ (self-ensemble of 8)' if self_ensemble else ''} (x{model.scale}, {engine.runtime} {engine.precision_name})"
+    click.echo(f"{model.name}{'+ (self-ensemble of 8)' if self_ensemble else ''} (x{model.scale}, {upscaler.runtime} {upscaler.precision_name})"
                + (f", LR through {compression}" if compression else ""))
     click.echo(f"{'set':<8} {'images':>6} {'PSNR':>7} {'SSIM':>7} {'bicubic':>8} {'bic SSIM':>8} {'img/s':>6}")
 
     def show(sc: SetScore) -> None:
         click.echo(f"{sc.name:<8} {sc.images:>6} {sc.psnr:>7.3f} {sc.ssim:>7.4f} {sc.bicubic_psnr:>8.3f} {sc.bicubic_ssim:>8.4f} {sc.images_per_second:>6.2f}")
 
-    scores = evaluate_engine(engine, list(data_dirs) or None, compression=compression, export=export_path, on_set=show)
+    scores = evaluate_upscaler(upscaler, list(data_dirs) or None, compression=compression, export=export_path, on_set=show)
     if json_path:
         json_path.write_text(json.dumps({"model": model.name, "scale": model.scale, "self_ensemble": self_ensemble,
                                          "degradation": str(compression) if compression else None,

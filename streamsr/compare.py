@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from .engine import Upscaler, bicubic_upscale
 from .errors import InputError, OutputError
 from .images import is_image
 from .io.images import read_picture
 from .io.probe import open_input
+from .upscaler import Upscaler, bicubic_upscale
 
 PANEL_WIDTH = 960
 """Width of each half of the overview, in pixels of the picture."""

@@ -17,7 +17,7 @@ from .errors import ConfigError
 from .io.codecs import EncodeConfig
 
 if TYPE_CHECKING:
-    from .engine import Upscaler
+    from .upscaler import Upscaler
 
 T = TypeVar("T")
 
@@ -229,10 +229,10 @@ class UpscaleConfig:
     queue_size: int = 4
 
     def __post_init__(self) -> None:
-        from .engine import DEVICES, PRECISIONS
         from .io import DECODERS
         from .models import SCALE_RANGE
         from .models.runtimes import RUNTIMES
+        from .upscaler import DEVICES, PRECISIONS
 
         low, high = SCALE_RANGE
         if self.scale is not None and not low <= self.scale <= high:

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .config import UpscaleConfig, UpscaleResult, settings_fingerprint
-from .engine import Upscaler
 from .errors import BackendUnavailableError
 from .stages import Progress, make_upscaler
+from .upscaler import Upscaler
 
 ENGINES = ("local", "ray")
 DEFAULT_RETRIES = 2

@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 
 from .config import UpscaleConfig
-from .engine import Upscaler, bicubic_upscale
 from .errors import OutputError
 from .io.atomic import AtomicOutput
 from .io.images import DEEP_FORMATS, read_picture, write_picture
 from .io.probe import check_source
 from .outputs import check_output
 from .stages import check_scale, make_upscaler
+from .upscaler import Upscaler, bicubic_upscale
 
 IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
                   ".tiff": "TIFF", ".bmp": "BMP"}

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import UpscaleConfig, UpscaleResult
-from .engine import Upscaler
 from .run import upscale
 from .stages import Progress, Warn
+from .upscaler import Upscaler
 
 
 @dataclass(frozen=True)

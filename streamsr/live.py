@@ -19,13 +19,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .engine import Upscaler
 from .errors import InputError
 from .frames import FrameBatch, VideoInfo
 from .io.camera import CaptureThread, camera_input
 from .io.codecs import EncodeConfig
 from .io.encode import PyAVEncoder
 from .io.stream import StreamSource
+from .upscaler import Upscaler
 
 
 @dataclass

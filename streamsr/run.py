@@ -18,7 +18,6 @@ from pathlib import Path
 import av
 
 from .config import UpscaleConfig, UpscaleResult
-from .engine import Upscaler
 from .errors import DecodeError, EncodeError, OutputError
 from .frames import VideoInfo
 from .io import open_decoder
@@ -30,6 +29,7 @@ from .io.sequence import SEQUENCE_FORMATS, FrameSequenceWriter
 from .io.stream import LIVE_POLICIES, StreamSource, is_live, is_playlist, is_stream_location, playlist_options
 from .outputs import check_frames_folder, check_output, default_output, output_codec
 from .stages import Progress, Warn, WarningLog, check_scale, drive, frame_stages, make_upscaler, prepare_run
+from .upscaler import Upscaler
 
 
 def check_complete(decoder: Decoder, src: Path, result: UpscaleResult) -> None:

@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .config import UpscaleConfig, UpscaleResult, settings_fingerprint
-from .engine import Upscaler
 from .errors import DecodeError
 from .frames import VideoInfo
 from .io.atomic import AtomicOutput
@@ -34,6 +33,7 @@ from .io.pyav import PyAVDecoder
 from .outputs import check_output, default_output, output_codec
 from .partials import remove_stale_partials
 from .stages import Progress, Warn, WarningLog, drive, frame_stages, prepare_run
+from .upscaler import Upscaler
 
 DEFAULT_SEGMENT_SECONDS = 30.0
 PLAN_FILE = "plan.json"

@@ -226,14 +226,14 @@ def test_python_evaluation_scores_and_exports_as_eval_does(tmp_path: Path, tiny_
     from streamsr.errors import ConfigError
     from streamsr.io.images import write_png
     from streamsr.models import load_model
-    from streamsr.train.evaluate import evaluate_engine, evaluation_engine
+    from streamsr.train.evaluate import evaluate_upscaler, evaluation_upscaler
 
     images = tmp_path / "set"
     images.mkdir()
     write_png(torch.from_numpy(pattern(48, 40, 0)).permute(2, 0, 1), images / "a.png")
     model = load_model(str(tiny_weights))
     heard = []
-    scores = evaluate_engine(evaluation_engine(model), [images], export=tmp_path / "w.safetensors", on_set=heard.append)
+    scores = evaluate_upscaler(evaluation_upscaler(model), [images], export=tmp_path / "w.safetensors", on_set=heard.append)
     assert heard == scores and scores[0].images == 1
     code, text = run("eval", "-m", str(tiny_weights), str(images), "--json", str(tmp_path / "e.json"))
     assert code == 0, text
@@ -241,7 +241,7 @@ def test_python_evaluation_scores_and_exports_as_eval_does(tmp_path: Path, tiny_
     recorded = load_model(str(tmp_path / "w.safetensors")).quality()["set"]
     assert recorded["psnr"] == pytest.approx(scores[0].psnr, abs=1e-4)
     with pytest.raises(ConfigError, match="self-ensemble"):
-        evaluate_engine(evaluation_engine(model, self_ensemble=True), [images], export=tmp_path / "e.safetensors")
+        evaluate_upscaler(evaluation_upscaler(model, self_ensemble=True), [images], export=tmp_path / "e.safetensors")
     assert not (tmp_path / "e.safetensors").exists()
 
 

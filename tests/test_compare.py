@@ -12,7 +12,7 @@ from PIL import Image
 
 from streamsr.cli import cli
 from streamsr.compare import LABEL_HEIGHT, PANEL_WIDTH, ZOOM_SIDE, compare_picture, most_detailed
-from streamsr.engine import Upscaler, bicubic_upscale
+from streamsr.upscaler import Upscaler, bicubic_upscale
 
 
 def test_most_detailed_finds_the_textured_corner() -> None:

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from streamsr.engine import (
+from streamsr.errors import BackendUnavailableError
+from streamsr.frames import FrameBatch
+from streamsr.models import ModelDescriptor, load_model
+from streamsr.models.archs.safdn import SAFDN
+from streamsr.models.ensemble import SelfEnsemble, dihedral
+from streamsr.upscaler import (
     CPU_AUTO_TILE,
     MAX_AUTO_BATCH,
     Upscaler,
@@ -16,11 +21,6 @@ from streamsr.engine import (
     resolve_precision,
     tile_spans,
 )
-from streamsr.errors import BackendUnavailableError
-from streamsr.frames import FrameBatch
-from streamsr.models import ModelDescriptor, load_model
-from streamsr.models.archs.safdn import SAFDN
-from streamsr.models.ensemble import SelfEnsemble, dihedral
 
 
 def _descriptor(scale: int = 2) -> ModelDescriptor:

@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from streamsr.cli import cli
-from streamsr.engine import Upscaler, resolve_precision
 from streamsr.errors import UnsupportedModelError
 from streamsr.models import ModelDescriptor, load_model
 from streamsr.models.archs.safdn import SAFDN
+from streamsr.upscaler import Upscaler, resolve_precision
 
 spandrel = pytest.importorskip("spandrel")
 from spandrel.architectures.Compact import Compact  # noqa: E402
@@ -155,7 +155,7 @@ def test_an_fp16_unsafe_model_never_runs_in_fp16() -> None:
 
 
 def test_a_grayscale_model_upscales_luma_and_leaves_chroma_to_bicubic(tmp_path: Path) -> None:
-    from streamsr.engine import bicubic_upscale
+    from streamsr.upscaler import bicubic_upscale
 
     model = load_model(save(Compact(num_in_ch=1, num_out_ch=1, num_feat=8, num_conv=2, upscale=2).eval(),
                             tmp_path / "gray.pth", "params"))

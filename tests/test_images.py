@@ -14,9 +14,9 @@ from PIL import Image, ImageCms
 
 from streamsr.cli import cli
 from streamsr.config import UpscaleConfig
-from streamsr.engine import Upscaler
 from streamsr.errors import OutputError
 from streamsr.images import upscale_image
+from streamsr.upscaler import Upscaler
 
 
 def _cfg(weights: Path) -> UpscaleConfig:

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from conftest import make_clip
 
 from streamsr.cli import cli
-from streamsr.engine import Upscaler
 from streamsr.live import HeadlessSink, run_live
+from streamsr.upscaler import Upscaler
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from streamsr.engine import Upscaler
 from streamsr.frames import FrameBatch
 from streamsr.overlap import CPUStreams, OverlapScheduler
+from streamsr.upscaler import Upscaler
 
 
 def _batches(count: int, n: int = 2) -> list[FrameBatch]:

@@ -29,7 +29,7 @@ from pictures import (
 from PIL import Image, ImageOps
 
 from streamsr.cli import cli
-from streamsr.engine import Upscaler, bicubic_upscale
+from streamsr.upscaler import Upscaler, bicubic_upscale
 
 CPU = ["--device", "cpu", "--precision", "fp32", "-q"]
 NOT_A_RESIZE = 4.0

@@ -156,7 +156,7 @@ def test_existing_output_is_not_overwritten(clip_mp4: Path, tmp_path: Path, tiny
 
 
 def test_error_mid_run_leaves_no_partial_output(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
-    from streamsr.engine import Upscaler
+    from streamsr.upscaler import Upscaler
 
     class Exploding(Upscaler):
         def upscale_batch(self, frames: FrameBatch) -> FrameBatch:

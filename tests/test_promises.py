@@ -17,9 +17,9 @@ from conftest import make_clip
 from safetensors.torch import save_file
 
 from streamsr.cli import cli
-from streamsr.engine import Upscaler
 from streamsr.models import load_model
 from streamsr.models.archs.safdn import SAFDN
+from streamsr.upscaler import Upscaler
 
 CPU = ["--device", "cpu", "--precision", "fp32"]
 

@@ -19,7 +19,6 @@ from PIL import Image
 
 import streamsr
 from streamsr.config import UpscaleConfig
-from streamsr.engine import Upscaler
 from streamsr.errors import DiskFullError, Interrupted, OutputError
 from streamsr.frames import FrameBatch, VideoInfo
 from streamsr.io.atomic import AtomicOutput
@@ -28,6 +27,7 @@ from streamsr.io.probe import probe
 from streamsr.io.sequence import FrameSequenceWriter
 from streamsr.run import upscale
 from streamsr.stages import chain, drive
+from streamsr.upscaler import Upscaler
 
 PACKAGE = Path(streamsr.__file__).parent
 

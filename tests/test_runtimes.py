@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from streamsr.engine import Upscaler
 from streamsr.errors import BackendUnavailableError
 from streamsr.models import ModelDescriptor, load_model
 from streamsr.models.archs.safdn import SAFDN
 from streamsr.models.runtimes import cached_onnx, export_onnx, resolve_runtime
+from streamsr.upscaler import Upscaler
 
 pytest.importorskip("onnx")
 

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from conftest import make_clip
 
 from streamsr.cli import cli
-from streamsr.engine import Upscaler
+from streamsr.upscaler import Upscaler
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "safdn-tiny-x2.safetensors"
 MODEL = ["-s", "2", "-m", str(WEIGHTS), "--device", "cpu", "--backend", "torch"]

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 @dataclass(frozen=True)
 class SizeRequirements:
-    """What input sizes a network accepts; the engine pads to them and crops the output back."""
+    """What input sizes a network accepts; the Upscaler pads to them and crops the output back."""
 
     minimum: int = 0
     """Smallest height and width, in input pixels."""

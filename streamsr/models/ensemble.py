@@ -37,7 +37,7 @@ class SelfEnsemble(nn.Module):
         self.module = module
 
     def forward(self, x: Tensor) -> Tensor:
-        # Keep the caller's memory layout: the engine feeds channels_last, which CPU convolutions
+        # Keep the caller's memory layout: the Upscaler feeds channels_last, which CPU convolutions
         # run fastest in, and a rotated view of it is laid out otherwise.
         layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         first = self.module(x)

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from ..engine import Upscaler
 from ..errors import DecodeError
 from ..frames import FrameBatch
 from ..io.base import Decoder, Sink
+from ..upscaler import Upscaler
 from .runner import Progress, Warn, WarningLog, run_stages
 from .upscale import Upscale, check_scale, make_upscaler, prepare_run
 

@@ -72,7 +72,7 @@ def run_stages(
     """Drive decode (thread) -> stages (this thread) -> write (thread) through bounded queues.
 
     `stages` maps the stream of decoded batches to the stream of batches to write (the model,
-    and whatever runs before and after it: `stages.chain`), so a GPU engine can keep several
+    and whatever runs before and after it: `stages.chain`), so a GPU `Upscaler` can keep several
     in flight. Returns the busy seconds of (decode, stages, write). The first error in any
     thread stops all three and is re-raised here; so is Ctrl-C.
 

@@ -7,10 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..config import UpscaleConfig
-from ..engine import Upscaler
 from ..errors import ScaleMismatchError
 from ..frames import FrameBatch, VideoInfo
 from ..io.probe import check_source, probe
+from ..upscaler import Upscaler
 
 
 def check_scale(upscaler: Upscaler, scale: int | None) -> None:
@@ -22,7 +22,7 @@ def check_scale(upscaler: Upscaler, scale: int | None) -> None:
 
 
 def make_upscaler(cfg: UpscaleConfig, on_warning: Callable[[str], None] | None = None) -> Upscaler:
-    """The engine `cfg` asks for (model loaded once; share it across files)."""
+    """The `Upscaler` `cfg` asks for (model loaded once; share it across files)."""
     return Upscaler(cfg.model_name, device=cfg.device, precision=cfg.precision, batch=cfg.batch, tile=cfg.tile,
                     cuda_graphs=cfg.cuda_graphs, self_ensemble=cfg.self_ensemble, backend=cfg.backend, on_warning=on_warning)
 
@@ -40,7 +40,7 @@ class Upscale:
 
 def prepare_run(src: str | Path, cfg: UpscaleConfig, upscaler: Upscaler | None, info: VideoInfo | None,
                 warn: Callable[[str], None]) -> tuple[Path, VideoInfo, Upscaler, UpscaleConfig]:
-    """The checked source file, its description, the engine and the config with the model's scale."""
+    """The checked source file, its description, the `Upscaler` and the config with the model's scale."""
     src = check_source(src)
     if info is None:
         info = probe(src)

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..engine import Upscaler
 from ..models.weights import weights_digest
+from ..upscaler import Upscaler
 
 
 def ensemble_outputs(teacher: Upscaler, lr_images: Sequence[Tensor]) -> Iterator[Tensor]:
@@ -41,7 +41,7 @@ def images_digest(images: Sequence[Tensor]) -> str:
 def cached_ensemble_outputs(teacher_path: str | Path, lr_images: Sequence[Tensor], *, scale: int, cache_dir: Path,
                             device: torch.device, log: Callable[[str], None]) -> list[Tensor]:
     """`ensemble_outputs` of the weights at `teacher_path`, read from `cache_dir` when made before."""
-    # The engine's CPU tiling keeps large photographs in cache-sized pieces (whole 5 MP images ran
+    # The Upscaler's CPU tiling keeps large photographs in cache-sized pieces (whole 5 MP images ran
     # several times slower, most of it the kernel zeroing fresh pages for huge activations).
     teacher = Upscaler(teacher_path, device=str(device), precision="fp32", self_ensemble=True)
     if teacher.scale != scale:

@@ -13,11 +13,11 @@ import torch
 from torch import Tensor
 
 from ..config import DATA_ENV
-from ..engine import Upscaler
 from ..errors import ConfigError
 from ..io.images import read_image
 from ..models import ModelDescriptor, save_weights
 from ..models.weights import carried_metadata
+from ..upscaler import Upscaler
 from .data import find_images
 from .degrade import Compression, bicubic_lr, imresize, modcrop
 from .metrics import psnr, ssim
@@ -58,11 +58,11 @@ def benchmark_folders(names: tuple[str, ...] = BENCHMARK_SETS) -> list[Path]:
     return found
 
 
-def engine_upscaler(engine: Upscaler) -> Upscale:
+def upscale_function(upscaler: Upscaler) -> Upscale:
     """An `Upscaler` (any backend, precision, self-ensemble) as a uint8 image -> uint8 image function."""
 
     def run(lr: Tensor) -> Tensor:
-        return engine.upscale_frames(lr[None])[0].cpu()
+        return upscaler.upscale_frames(lr[None])[0].cpu()
 
     return run
 
@@ -136,37 +136,37 @@ def evaluate_set(folder: str | Path, upscale: Upscale, *, scale: int, compressio
     return SetScore(folder.name, count, *means, images_per_second=count / elapsed)
 
 
-def evaluation_engine(model: ModelDescriptor, *, backend: str | None = None, precision: str = "fp32",
+def evaluation_upscaler(model: ModelDescriptor, *, backend: str | None = None, precision: str = "fp32",
                       self_ensemble: bool = False) -> Upscaler:
-    """The engine `streamsr eval` scores with: the CPU, whole images (no tiles), fp32 torch by default."""
+    """The `Upscaler` `streamsr eval` scores with: the CPU, whole images (no tiles), fp32 torch by default."""
     return Upscaler(model, device="cpu", precision=precision, backend=backend or model.runtime, tile=0, self_ensemble=self_ensemble)
 
 
-def export_refusal(engine: Upscaler) -> str | None:
-    """Why scores of `engine` cannot be recorded in a weight file, or None: a file's recorded
+def export_refusal(upscaler: Upscaler) -> str | None:
+    """Why scores of `upscaler` cannot be recorded in a weight file, or None: a file's recorded
     quality is what its weights alone reach in torch fp32."""
-    if engine.self_ensemble or engine.runtime != "torch" or engine.precision_name != "fp32":
+    if upscaler.self_ensemble or upscaler.runtime != "torch" or upscaler.precision_name != "fp32":
         return "an exported file records the model's own torch fp32 scores: export without the self-ensemble, another backend or precision"
     return None
 
 
-def evaluate_engine(engine: Upscaler, folders: list[Path] | None = None, *, compression: Compression | None = None,
+def evaluate_upscaler(upscaler: Upscaler, folders: list[Path] | None = None, *, compression: Compression | None = None,
                     export: str | Path | None = None, on_set: Callable[[SetScore], None] | None = None) -> list[SetScore]:
-    """Score `engine` on each folder (default: the benchmark sets below $STREAMSR_DATA/bench);
+    """Score `upscaler` on each folder (default: the benchmark sets below $STREAMSR_DATA/bench);
     `on_set` hears each set's score as it is done. With `export`, a copy of the weights recording
     these scores is written there.
 
     Raises:
         ConfigError: no folders and no benchmark sets, or `export` refused (`export_refusal`).
     """
-    if export is not None and (why := export_refusal(engine)) is not None:
+    if export is not None and (why := export_refusal(upscaler)) is not None:
         raise ConfigError(why)
-    upscale = engine_upscaler(engine)
+    upscale = upscale_function(upscaler)
     scores = []
     for folder in folders or benchmark_folders():
-        scores.append(evaluate_set(folder, upscale, scale=engine.scale, compression=compression))
+        scores.append(evaluate_set(folder, upscale, scale=upscaler.scale, compression=compression))
         if on_set is not None:
             on_set(scores[-1])
     if export is not None:
-        export_with_quality(engine.model, quality_table(scores, compression), export)
+        export_with_quality(upscaler.model, quality_table(scores, compression), export)
     return scores

@@ -311,7 +311,7 @@ class SAFDN(nn.Module):
     """Self-attention feature distillation network for single-image super-resolution.
 
     Input (N, in_ch, H, W) float in [0, 1]; output (N, in_ch, H*scale, W*scale), not clamped
-    (clamping is the engine's job). Any H, W >= 1 is accepted. ``window``: the side of the
+    (clamping is the Upscaler's job). Any H, W >= 1 is accepted. ``window``: the side of the
     windows the attention gathers its statistics over (0: the whole input); the default is the
     patch the shipped weights were trained on.
     """
@@ -380,7 +380,7 @@ class SAFDN(nn.Module):
 
     def use_sliced_sums(self, enabled: bool) -> None:
         """Fuse concatenations part by part and slice the attention's Gram product (`fuse_concatenation`,
-        `gram`): the same sums, as the engine chooses for its device (on CUDA)."""
+        `gram`): the same sums, as the Upscaler chooses for its device (on CUDA)."""
         for module in self.modules():
             if hasattr(module, "sliced_sums"):
                 module.sliced_sums = enabled

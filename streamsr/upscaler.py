@@ -1,4 +1,6 @@
-"""Upscaler: device and precision choice, uint<->float conversion, batching, tiling, clamping."""
+"""Upscaler: device and precision choice, uint<->float conversion, batching, tiling, clamping.
+
+It reads only the model's descriptor (`models.ModelDescriptor`), whatever the architecture."""
 
 from __future__ import annotations
 
@@ -141,7 +143,9 @@ class Upscaler:
     OpenVINO ("auto": the fastest installed for the device, `resolve_runtime`).
     `upscale_batch` does the same for a `FrameBatch` of uint8/uint16 frames, keeping the dtype.
     With `self_ensemble`, every frame (or tile) is the mean of the model's eight flips and
-    rotations (`SelfEnsemble`): higher fidelity at eight times the compute.
+    rotations (`SelfEnsemble`): higher fidelity at eight times the compute. `tile_overlap` is the
+    pixels of context around each tile; `stream_overlap` (CUDA) runs the uploads, compute and
+    downloads of consecutive batches on their own CUDA streams.
     """
 
     def __init__(
@@ -153,7 +157,7 @@ class Upscaler:
         batch: int = 1,
         tile: int | None = None,
         tile_overlap: int = 32,
-        overlap: bool = True,
+        stream_overlap: bool = True,
         cuda_graphs: bool = False,
         self_ensemble: bool = False,
         backend: str = "torch",
@@ -187,7 +191,7 @@ class Upscaler:
         tileable = tiling is Tiling.SUPPORTED or (tiling is Tiling.DISCOURAGED and tile)
         self.batch, self.tile = batch, tile if tileable else 0
         self.tile_overlap = max(tile_overlap, self.model.tile_overlap) if tileable else tile_overlap
-        self.overlap = overlap
+        self.stream_overlap = stream_overlap
         self.self_ensemble = self_ensemble
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self._graph: CUDAGraphRunner | None = None
@@ -339,7 +343,7 @@ class Upscaler:
     def stream(self, batches: Iterator[FrameBatch]) -> Iterator[FrameBatch]:
         """Upscale a stream of batches, in order. On CUDA, uploads, compute and downloads of
         consecutive batches overlap (`OverlapScheduler`); on the CPU batches run one by one."""
-        if self.device.type == "cuda" and self.overlap:
+        if self.device.type == "cuda" and self.stream_overlap:
             from .overlap import OverlapScheduler
 
             scheduler = OverlapScheduler(self.upscale_frames, self.device, scale=self.scale)
