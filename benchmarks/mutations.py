@@ -37,7 +37,7 @@ class Mutation:
 
 MUTATIONS = [
     Mutation("model", "model bypassed: Upscaler returns a bicubic resize",
-             "streamsr/engine.py",
+             "streamsr/upscaler.py",
              "        return self(x).mul_(peak).round_().to(data.dtype)",
              "        return bicubic_upscale(x, self.scale).mul_(peak).round_().to(data.dtype)"),
     Mutation("colour", "colour matrix ignored: every source decoded as BT.601 limited range",
