@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .errors import OutputError
 from .frames import VideoInfo
 from .io.codecs import output_format_supports, resolve_codec
-from .io.sequence import TIMESTAMPS_FILE
+from .io.sequence import TIMESTAMPS_FILE, is_sequence_file
 
 if TYPE_CHECKING:
     from .config import UpscaleConfig
@@ -57,6 +57,11 @@ def check_frames_folder(src: Path, folder: Path, *, overwrite: bool) -> None:
             raise OutputError(f"{folder}: already holds files; pass --overwrite to replace an earlier frame sequence")
         if not (folder / TIMESTAMPS_FILE).is_file():
             raise OutputError(f"{folder}: holds files that are not a frame sequence; choose a new or empty folder")
+        # The earlier sequence is replaced as a whole: nothing else may be in the folder with it.
+        others = sorted(p.name for p in folder.iterdir() if not is_sequence_file(p.name))
+        if others:
+            raise OutputError(f"{folder}: holds other files beside an earlier frame sequence ({', '.join(others[:3])}"
+                              f"{', ...' if len(others) > 3 else ''}); move them, or choose a new or empty folder")
     if folder.resolve() == src.resolve().parent:
         raise OutputError(f"{folder}: is the source's folder; choose a new or empty folder for the frames")
     check_parent(folder)

@@ -4,6 +4,7 @@ where a finished one is expected."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -23,20 +24,53 @@ def is_temporary(path: Path) -> bool:
     return _PATTERN.match(path.name) is not None
 
 
-def remove_partials_of(dst: Path) -> None:
-    """Delete the temporary files (or frame folders) of `dst` that an earlier, killed run left beside it."""
+def partials_of(dst: Path) -> list[Path]:
+    """The temporary files (or frame folders) of `dst` beside it, of this run or any other."""
     if not dst.parent.is_dir():
-        return
+        return []
+    found = []
     for path in dst.parent.glob(f".{glob_escape(dst.stem)}.partial-*"):
         match = _PATTERN.match(path.name)
         if match and match["stem"] == dst.stem and (match["suffix"] or "") == dst.suffix:
-            remove_partial(path)
+            found.append(path)
+    return found
+
+
+def lock(path: Path) -> int | None:
+    """Hold an exclusive lock on `path` (a file or folder) for as long as the returned descriptor
+    stays open: the mark of a live run, which `is_live` sees from any other process. None where
+    the file system takes no locks."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def is_live(path: Path) -> bool:
+    """True while another process holds `lock(path)`: a run is still writing it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # also drops the probe's own lock
+    return False
 
 
 def remove_stale_partials(folder: Path, *, recursive: bool = False) -> int:
     """Delete every temporary output (file or frame folder) a killed run left in `folder` (and, with
-    `recursive`, below it); only names `temporary_path` makes are touched. The number removed."""
-    found = [p for p in (folder.rglob if recursive else folder.glob)(".*.partial-*") if is_temporary(p)]
+    `recursive`, below it); only names `temporary_path` makes are touched, and none a live run
+    still writes. The number removed."""
+    found = [p for p in (folder.rglob if recursive else folder.glob)(".*.partial-*") if is_temporary(p) and not is_live(p)]
     for path in found:
         remove_partial(path)
     return len(found)

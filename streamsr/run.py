@@ -32,7 +32,7 @@ from .stages import Progress, Warn, WarningLog, check_scale, drive, frame_stages
 from .upscaler import Upscaler
 
 
-def check_complete(decoder: Decoder, src: Path, result: UpscaleResult) -> None:
+def check_complete(decoder: Decoder, src: str | Path, result: UpscaleResult) -> None:
     """Raise `DecodeError` (with the counts) if the source lost frames: what decoded was written."""
     missing = decoder.frames_missing()
     if decoder.error is not None or missing:
@@ -228,7 +228,7 @@ def upscale_stream(
         warn(f"the output fell {seconds - decoder.stream_seconds():.1f} s behind the live source "
              f"(--live-policy drop keeps real time by skipping frames)")
     result = UpscaleResult(Path(dst), encoder.frames_written, seconds, *times, warnings=tuple(warn.messages), codec=codec)
-    check_complete(decoder, Path(src), result)
+    check_complete(decoder, src, result)  # a URL as given: Path() would fold its //
     return result
 
 

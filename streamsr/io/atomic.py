@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..errors import DiskFullError, OutputError, StreamSRError, is_disk_full
-from ..partials import remove_partial, remove_partials_of, replace_folder, temporary_path
+from ..partials import glob_escape, is_live, lock, partials_of, remove_partial, replace_folder, temporary_path
 
 _UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG})
 
@@ -41,14 +41,29 @@ class AtomicOutput:
     def __init__(self, dst: Path, *, folder: bool = False) -> None:
         self.dst, self.folder = Path(dst), folder
         self.path = temporary_path(self.dst)
+        self._lock: int | None = None
 
     def __enter__(self) -> Path:
-        remove_partials_of(self.dst)
+        earlier = partials_of(self.dst)
+        if any(is_live(p) for p in earlier):
+            raise OutputError(f"{self.dst}: another run is writing it now; wait for it to finish, or choose another output")
+        for path in earlier:  # a killed earlier run's
+            remove_partial(path)
         if self.folder:
             self.path.mkdir()
+        else:
+            self.path.touch()
+        self._lock = lock(self.path)  # held until the output is renamed or removed
         return self.path
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            self._finish(kind, error)
+        finally:
+            if self._lock is not None:
+                os.close(self._lock)
+
+    def _finish(self, kind: type[BaseException] | None, error: BaseException | None) -> None:
         if error is None:
             try:
                 if self.folder:
@@ -80,8 +95,38 @@ class PlaylistOutput:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         if error is None:
-            return
+            # The HLS and DASH muxers do not report a failed write: check what they left.
+            try:
+                check_playlist(self.dst)
+                return
+            except OutputError as e:
+                error = e
         for path in set(self.dst.parent.iterdir()) - self._before:
             remove_partial(path)
         if (translated := _translate(self.dst, error, "free space, or write elsewhere with -o")) is not None:
             raise translated from error
+        if kind is None:  # the finished playlist failed its check
+            raise error
+
+
+def check_playlist(playlist: Path) -> None:
+    """Raise `OutputError` (`DiskFullError` when the disk has no space left) unless `playlist` is
+    complete: an HLS playlist that ends its list and names media files that are all there and not
+    empty, or a DASH manifest that closes and whose files are there and not empty."""
+    problem = ""
+    text = playlist.read_text(errors="replace") if playlist.is_file() else ""
+    if playlist.suffix.lower() == ".m3u8":
+        media = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        if "#EXT-X-ENDLIST" not in text or not media:
+            problem = "the playlist was not finished"
+        elif missing := [m for m in media if not (playlist.parent / m).is_file() or (playlist.parent / m).stat().st_size == 0]:
+            problem = f"media file {missing[0]} is missing or empty"
+    elif "</MPD>" not in text:
+        problem = "the manifest was not finished"
+    elif any(p.stat().st_size == 0 for p in playlist.parent.glob(f"{glob_escape(playlist.stem)}-*")):
+        problem = "a media file is empty"
+    if not problem:
+        return
+    if os.statvfs(playlist.parent).f_bavail == 0:
+        raise DiskFullError(f"{playlist}: the disk is full; nothing was written (free space, or write elsewhere with -o)")
+    raise OutputError(f"{playlist}: {problem}; nothing was written")

@@ -157,15 +157,14 @@ class PyAVDecoder:
         return float((self._last_pts - self._first_pts) * self.info.time_base)
 
     def frames_missing(self) -> int:
-        """Frames the container announces but that did not decode (0 if it cannot tell).
+        """Frames the container announces but that did not decode (0 if it cannot tell), for a
+        file or a pipe or URL alike (one that breaks off is short of what its header declared).
 
         Uses the header's frame count (MP4) or, failing that (Matroska, whose header has a
         duration but no count): the packets the decoder refused, the gaps in a constant-rate
         timeline, and how far the last decoded frame falls short of the announced duration (two
         frames of slack absorb rounding).
         """
-        if self._source is not None:  # a pipe or network stream announces nothing to trust
-            return max(self.packets_damaged, self.frames_skipped)
         announced = self._stream.frames
         if announced:
             return max(0, announced - self.frames_decoded, self.packets_damaged)

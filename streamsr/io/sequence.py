@@ -26,6 +26,12 @@ def frame_name(number: int, suffix: str) -> str:
     return f"{number:06d}.{suffix}"
 
 
+def is_sequence_file(name: str) -> bool:
+    """True for a name a sequence is made of: a numbered frame or the timestamps file."""
+    stem, _, suffix = name.partition(".")
+    return name == TIMESTAMPS_FILE or (stem.isdigit() and len(stem) >= 6 and suffix in SEQUENCE_FORMATS)
+
+
 def milliseconds(pts: int, time_base: Fraction) -> str:
     """A presentation time as timestamp-v2 writes it: milliseconds, exact to the microsecond."""
     return f"{float(pts * time_base * 1000):.6f}".rstrip("0").rstrip(".")

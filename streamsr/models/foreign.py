@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,9 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
         except (SafetensorError, OSError, ValueError) as e:
             raise UnsupportedModelError(f"{path}: not a readable safetensors file ({e})") from e
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols; the refusal below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise UnsupportedModelError(
             f"{path}: not a plain weight file (its pickle needs code to load, which streamsr never runs)"

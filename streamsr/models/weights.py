@@ -99,8 +99,13 @@ def model_from_state(state: Mapping[str, torch.Tensor], meta: Mapping[str, str],
     """Rebuild one of streamsr's architectures from its tensors and (if present) its metadata."""
     check_finite(state, where)
     spec = REGISTRY[meta["arch"]] if "arch" in meta else REGISTRY.detect(state)
-    hparams = json.loads(meta["hparams"]) if "hparams" in meta else spec.infer(state)
-    model = spec.cls(**hparams)
+    try:
+        hparams = json.loads(meta["hparams"]) if "hparams" in meta else spec.infer(state)
+        if not isinstance(hparams, dict):
+            raise TypeError(f"hyperparameters must be a JSON object, not {type(hparams).__name__}")
+        model = spec.cls(**hparams)
+    except (ValueError, TypeError, KeyError, RuntimeError) as e:  # not JSON, an unknown key, a wrong type or size
+        raise UnsupportedModelError(f"{where}: its metadata does not describe a {spec.id} network ({e})") from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

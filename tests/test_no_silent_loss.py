@@ -1,0 +1,137 @@
+"""No silent loss: a run that cannot finish its output says so with a documented exit code and
+leaves nothing half-written, a second run never damages a first, and no user file is deleted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import pytest
+from click.testing import CliRunner
+from conftest import make_clip
+from safetensors.torch import save_file
+
+from streamsr.cli import cli
+from streamsr.models.archs.safdn import SAFDN
+
+CPU = ["--device", "cpu", "--precision", "fp32", "--runtime", "torch"]
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, [*args, *CPU])
+    return result.exit_code, result.output
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path):  # noqa: ANN201
+    """A 320 KiB tmpfs: room for the start of an output, not for all of it."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=320k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """48 frames of 160x120 with a keyframe every 12: a few hundred KiB once upscaled."""
+    return make_clip(tmp_path_factory.mktemp("long") / "long.mkv", width=160, height=120, frames=48, fps=24,
+                     codec="libx264", options={"g": "12", "keyint_min": "12", "sc_threshold": "0", "crf": "0"})
+
+
+@pytest.mark.parametrize("kind", ["playlist", "segments"])
+def test_a_full_disk_is_exit_3_and_leaves_nothing(kind: str, long_clip: Path, small_disk: Path, tiny_weights: Path) -> None:
+    args = {"playlist": ["-o", str(small_disk / "live.m3u8")],
+            "segments": ["-o", str(small_disk / "out.mkv"), "--segment-seconds", "0.5"]}[kind]
+    if kind == "segments":  # the work folder sits beside the output, on the same small disk
+        args += ["--resume"]
+    code, text = run("upscale", str(long_clip), *args, "-m", str(tiny_weights), "--codec", "ffv1", "-q")
+    assert code == 3, text
+    assert "disk is full" in text and "Traceback" not in text and len(text.strip().splitlines()) == 1
+    left = sorted(p.name for p in small_disk.iterdir())
+    # A resumable run keeps its finished segments (only those) for the next try; nothing else stays.
+    assert left == [] or (kind == "segments" and left == [".out.mkv.segments"])
+    if left:
+        work = small_disk / left[0]
+        assert all(p.name == "plan.json" or p.name.startswith("segment-") for p in work.iterdir())
+
+
+def test_a_second_run_on_the_same_output_refuses_and_leaves_the_first_alone(media_dir: Path, tmp_path: Path,
+                                                                            tiny_weights: Path) -> None:
+    long_clip = make_clip(media_dir / "for-two-runs.mkv", width=96, height=64, frames=240, audio=False)
+    out = tmp_path / "out.mkv"
+    first = subprocess.Popen([sys.executable, "-m", "streamsr", "upscale", "-", "-o", str(out), "-m", str(tiny_weights),
+                              *CPU, "-q"], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    data = long_clip.read_bytes()
+    first.stdin.write(data[: len(data) // 2])  # the first run waits for the rest
+    first.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".out.partial-*")) and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    partial = list(tmp_path.glob(".out.partial-*"))
+    assert len(partial) == 1 and first.poll() is None
+    code, text = run("upscale", str(long_clip), "-o", str(out), "-m", str(tiny_weights), "--overwrite", "-q")
+    assert code == 3 and "another run is writing it now" in text
+    assert partial[0].exists()  # the first run's work is untouched
+    first.stdin.write(data[len(data) // 2 :])
+    first.stdin.close()
+    assert first.wait(timeout=120) == 0, first.stderr.read().decode()
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 240
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]
+
+
+def test_frames_overwrite_never_deletes_other_files(clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    folder = tmp_path / "frames"
+    code, text = run("upscale", str(clip_mp4), "--frames-out", str(folder), "-m", str(tiny_weights), "-q")
+    assert code == 0, text
+    (folder / "notes.docx").write_bytes(b"a document")
+    code, text = run("upscale", str(clip_mp4), "--frames-out", str(folder), "-m", str(tiny_weights), "--overwrite", "-q")
+    assert code == 3 and "notes.docx" in text
+    assert (folder / "notes.docx").read_bytes() == b"a document" and len(list(folder.glob("*.png"))) == 12
+    (folder / "notes.docx").unlink()
+    code, text = run("upscale", str(clip_mp4), "--frames-out", str(folder), "-m", str(tiny_weights), "--overwrite", "-q")
+    assert code == 0, text  # an earlier sequence alone is replaced
+
+
+@pytest.mark.parametrize(("hparams", "why"), [("not json", "Expecting value"), ('["feat", 8]', "JSON object"),
+                                               ('{"feat": 8, "colour": 1}', "colour"), ('{"feat": "wide"}', "")])
+def test_malformed_weight_metadata_is_one_line(hparams: str, why: str, clip_mp4: Path, tmp_path: Path) -> None:
+    path = tmp_path / "odd.safetensors"
+    state = {k: v.contiguous() for k, v in SAFDN(feat=8, blocks=1, esa=4, scale=2).state_dict().items()}
+    save_file(state, str(path), metadata={"arch": "safdn", "hparams": hparams})
+    for args in (["upscale", str(clip_mp4), "-o", str(tmp_path / "o.mkv"), "-m", str(path), "-q"], ["models", str(path)]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 4, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "its metadata does not describe a safdn network" in lines[0] and why in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.safetensors"]
+
+
+def test_a_url_is_named_as_given(tmp_path: Path, tiny_weights: Path) -> None:
+    """A source URL that breaks off is named as typed (not folded like a path: http:/host)."""
+    import functools
+    import http.server
+    import threading
+
+    full = make_clip(tmp_path / "whole.mkv", frames=48, audio=False)
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "cut.mkv").write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *_a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/cut.mkv"
+    try:
+        code, text = run("upscale", url, "-o", str(tmp_path / "o.mkv"), "-m", str(tiny_weights), "-q")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 2 and url in text and "http:/127" not in text, text
+    assert json.dumps(text)  # one printable line
