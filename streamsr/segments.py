@@ -15,7 +15,9 @@ settings upscales only the segments that are missing; anything else starts the f
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -106,7 +108,58 @@ def upscale_segment(job: SegmentJob, upscaler: Upscaler, on_progress: Progress |
                                   frames_done=encoder.frames_written, frames_lost=seg.frames - encoder.frames_written)
     finally:
         decoder.close()
+    _seal(job, encoder.frames_written)
     return encoder.frames_written
+
+
+def _record(job: SegmentJob) -> Path:
+    return job.output.with_suffix(".json")
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _seal(job: SegmentJob, frames: int) -> None:
+    """Record what a finished segment holds (its frames and its bytes' hash) beside it, so a later
+    run can tell it from a damaged, cut or swapped file under its name."""
+    record = _record(job)
+    tmp = record.with_name(f".{record.name}.tmp")
+    tmp.write_text(json.dumps({"frames": frames, "sha256": file_digest(job.output)}))
+    os.replace(tmp, record)
+
+
+def check_finished(job: SegmentJob) -> str | None:
+    """None if the segment in the work folder is the one this job finished earlier; else why not
+    (never finished, or its file no longer matches the record made when it was)."""
+    if not job.output.is_file():
+        return "not finished"
+    try:
+        record = json.loads(_record(job).read_text())
+        frames, digest = int(record["frames"]), str(record["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its record is missing or unreadable"
+    if frames != job.segment.frames:
+        return f"it holds {frames} of its {job.segment.frames} frames"
+    if file_digest(job.output) != digest:
+        return "its file changed since it was finished"
+    return None
+
+
+def source_identity(src: Path, *, blocks: int = 16, block_size: int = 1 << 16) -> dict[str, int | str]:
+    """Size, time and a hash of `blocks` blocks spread over the file (the last one included): a
+    different file with the same size and time is told apart without reading all of it."""
+    st = src.stat()
+    digest = hashlib.sha256()
+    with src.open("rb") as f:
+        for i in range(blocks):
+            f.seek(max(0, (st.st_size - block_size) * i // max(1, blocks - 1)))
+            digest.update(f.read(block_size))
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sample_sha256": digest.hexdigest()}
 
 
 def work_folder(dst: Path) -> Path:
@@ -157,14 +210,19 @@ def upscale_segmented(
     check_output(src, dst, overwrite=cfg.overwrite)
     cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))
     segments = plan_segments(src, segment_seconds)
-    st = src.stat()
-    plan = {"source": {"size": st.st_size, "mtime_ns": st.st_mtime_ns}, "settings": settings_fingerprint(cfg, upscaler),
+    plan = {"source": source_identity(src), "settings": settings_fingerprint(cfg, upscaler),
             "segments": [asdict(s) for s in segments]}
     work = work_folder(dst)
     _prepare_work_folder(work, plan)
     # Absolute paths: a job may run in another process or on another node that sees the same storage.
     jobs = [SegmentJob(src.resolve(), info, s, work.resolve(), cfg) for s in segments]
-    missing = [j for j in jobs if not j.output.is_file()]
+    missing = []
+    for job in jobs:
+        if (why := check_finished(job)) is not None:
+            if job.output.exists():
+                warn(f"segment {job.segment.index} is upscaled again: {why}")
+                job.output.unlink()
+            missing.append(job)
     progress = on_progress or (lambda _n: None)
     progress(sum(j.segment.frames for j in jobs if j not in missing))  # finished earlier
     start = time.perf_counter()

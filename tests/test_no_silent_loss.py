@@ -135,3 +135,98 @@ def test_a_url_is_named_as_given(tmp_path: Path, tiny_weights: Path) -> None:
         server.server_close()
     assert code == 2 and url in text and "http:/127" not in text, text
     assert json.dumps(text)  # one printable line
+
+
+# -- resume trusts nothing it has not verified --------------------------------------------------
+
+def _decoded(path: Path) -> list[tuple[int, bytes]]:
+    with av.open(str(path)) as c:
+        return [(f.pts, f.to_ndarray(format="rgb24").tobytes()) for f in c.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def resumable(tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path):  # noqa: ANN201
+    """A clip of four 1 s segments, its uninterrupted segmented output, and the config."""
+    from streamsr.config import UpscaleConfig
+    from streamsr.segments import upscale_segmented
+
+    folder = tmp_path_factory.mktemp("resume")
+    clip = make_clip(folder / "film.mkv", frames=48, fps=12, codec="libx264", audio=False,
+                     options={"g": "12", "keyint_min": "12", "sc_threshold": "0"})
+    cfg = UpscaleConfig(scale=2, model=str(tiny_weights), device="cpu", precision="fp32", backend="torch",
+                        encode=__import__("streamsr.io.codecs", fromlist=["EncodeConfig"]).EncodeConfig(codec="ffv1"))
+    whole = folder / "whole.mkv"
+    upscale_segmented(clip, whole, cfg, segment_seconds=1.0)
+    return clip, cfg, _decoded(whole)
+
+
+def _stopped_run(clip: Path, out: Path, cfg: object) -> Path:
+    """A resumable run stopped after its first two segments; its work folder."""
+    from streamsr.segments import upscale_segment, upscale_segmented, work_folder
+    from streamsr.stages import make_upscaler
+
+    up = make_upscaler(cfg)
+
+    def two_then_stop(jobs: list, _progress: object) -> None:
+        for job in jobs[:2]:
+            upscale_segment(job, up)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        upscale_segmented(clip, out, cfg, segment_seconds=1.0, resume=True, run_segments=two_then_stop)
+    return work_folder(out)
+
+
+@pytest.mark.parametrize("damage", ["bytes", "swapped", "empty", "cut"])
+def test_resume_redoes_a_segment_that_fails_verification(damage: str, resumable: tuple, tmp_path: Path) -> None:
+    from streamsr.segments import upscale_segmented
+
+    clip, cfg, whole = resumable
+    out = tmp_path / "out.mkv"
+    work = _stopped_run(clip, out, cfg)
+    first, second = work / "segment-00000.mp4", work / "segment-00001.mp4"
+    data = bytearray(first.read_bytes())
+    if damage == "bytes":
+        data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
+        first.write_bytes(bytes(data))
+    elif damage == "swapped":
+        first.write_bytes(second.read_bytes())
+    elif damage == "empty":
+        first.write_bytes(b"")
+    else:
+        first.write_bytes(bytes(data[: len(data) // 3]))
+    warnings: list[str] = []
+    result = upscale_segmented(clip, out, cfg, segment_seconds=1.0, resume=True, on_warning=warnings.append)
+    assert [w for w in warnings if w.startswith("segment 0 is upscaled again")], warnings
+    assert result.frames == 48 and _decoded(out) == whole  # every frame, at its time, with the right pixels
+
+
+def test_resume_starts_afresh_for_another_source_of_the_same_size_and_time(resumable: tuple, tmp_path: Path) -> None:
+    import os
+
+    from streamsr.segments import upscale_segmented
+
+    clip, cfg, _whole = resumable
+    src = tmp_path / "film.mkv"
+    src.write_bytes(clip.read_bytes())
+    out = tmp_path / "out.mkv"
+    work = _stopped_run(src, out, cfg)
+    assert len(list(work.glob("segment-*.mp4"))) == 2
+    stat = src.stat()
+    with av.open(str(src)) as c:  # a frame's picture data, deep inside its packet
+        packet = [p for p in c.demux(video=0) if p.size][40]
+        at = packet.pos + packet.size // 2
+    data = bytearray(src.read_bytes())
+    data[at : at + 16] = bytes(b ^ 0xFF for b in data[at : at + 16])  # another file: the same size,
+    src.write_bytes(bytes(data))  # the same packets and keyframes (so the same plan), and the same time:
+    os.utime(src, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert src.stat().st_size == stat.st_size and src.stat().st_mtime_ns == stat.st_mtime_ns
+    asked: list[int] = []
+
+    def record_and_stop(jobs: list, _progress: object) -> None:
+        asked.extend(job.segment.index for job in jobs)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        upscale_segmented(src, out, cfg, segment_seconds=1.0, resume=True, run_segments=record_and_stop)
+    assert asked == [0, 1, 2, 3]  # nothing of the other file's run is reused

@@ -85,7 +85,7 @@ def test_a_stopped_run_resumes_with_the_missing_segments_only(long_clip: Path, t
         upscale_segmented(long_clip, out, config(), segment_seconds=1.0, resume=True, run_segments=stop_after_two)
     assert not out.exists()
     kept = sorted(p.name for p in work_folder(out).iterdir())
-    assert kept == ["plan.json", "segment-00000.mp4", "segment-00001.mp4"]
+    assert kept == ["plan.json", "segment-00000.json", "segment-00000.mp4", "segment-00001.json", "segment-00001.mp4"]
 
     def record(jobs: list[SegmentJob], progress: object) -> None:
         for job in jobs:
@@ -129,7 +129,7 @@ def test_a_stopped_batch_resumes_inside_its_file(long_clip: Path, tmp_path: Path
     with pytest.raises(KeyboardInterrupt):
         upscale_many(src, out, config(), segment_seconds=1.0, events=BatchEvents(on_progress=stop_in_the_second_segment))
     assert not (out / "film.mp4").exists()
-    assert sorted(p.name for p in work_folder(out / "film.mp4").glob("segment-*")) == ["segment-00000.mp4"]
+    assert sorted(p.name for p in work_folder(out / "film.mp4").glob("segment-*.mp4")) == ["segment-00000.mp4"]
 
     resumed: list[int] = []
     report = upscale_many(src, out, config(), segment_seconds=1.0, events=BatchEvents(on_progress=resumed.append))
