@@ -227,6 +227,9 @@ def upscale_stream(
     elif is_live(src, input_format) and decoder.stream_seconds() < seconds - 1:
         warn(f"the output fell {seconds - decoder.stream_seconds():.1f} s behind the live source "
              f"(--live-policy drop keeps real time by skipping frames)")
+    if not is_live(src, input_format) and not decoder.declares_length():
+        warn(f"{src} does not say how long it is ({info.container}): whether it ended or broke off "
+             f"cannot be checked; {encoder.frames_written} frames were written")
     result = UpscaleResult(Path(dst), encoder.frames_written, seconds, *times, warnings=tuple(warn.messages), codec=codec)
     check_complete(decoder, src, result)  # a URL as given: Path() would fold its //
     return result

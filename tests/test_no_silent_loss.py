@@ -230,3 +230,35 @@ def test_resume_starts_afresh_for_another_source_of_the_same_size_and_time(resum
     with pytest.raises(KeyboardInterrupt):
         upscale_segmented(src, out, cfg, segment_seconds=1.0, resume=True, run_segments=record_and_stop)
     assert asked == [0, 1, 2, 3]  # nothing of the other file's run is reused
+
+
+def test_an_output_folder_removed_during_the_run_is_exit_3(media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    import shutil
+
+    clip = make_clip(media_dir / "for-removed-folder.mkv", width=96, height=64, frames=240, audio=False)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    run_ = subprocess.Popen([sys.executable, "-m", "streamsr", "upscale", "-", "-o", str(folder / "o.mkv"),
+                             "-m", str(tiny_weights), *CPU, "-q"], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    data = clip.read_bytes()
+    run_.stdin.write(data[: len(data) // 2])
+    run_.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not any(folder.iterdir()) and time.monotonic() < deadline and run_.poll() is None:
+        time.sleep(0.05)
+    assert any(folder.iterdir()), "the run never started writing"
+    shutil.rmtree(folder)
+    run_.stdin.write(data[len(data) // 2 :])
+    run_.stdin.close()
+    err = run_.stderr.read().decode()
+    assert run_.wait(timeout=120) == 3, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and not folder.exists()
+
+
+def test_a_source_that_declares_no_length_is_said_so(tmp_path: Path, tiny_weights: Path) -> None:
+    clip = make_clip(tmp_path / "clip.ts", frames=12, audio=False)
+    done = subprocess.run([sys.executable, "-m", "streamsr", "upscale", "-", "-o", str(tmp_path / "o.mkv"),
+                           "-m", str(tiny_weights), *CPU, "-q"], input=clip.read_bytes(), capture_output=True)
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert "does not say how long it is (mpegts)" in err and "12 frames were written" in err

@@ -26,6 +26,8 @@ def _translate(dst: Path, error: BaseException, advice: str) -> StreamSRError | 
         return DiskFullError(f"{dst}: the disk is full; nothing was written ({advice})")
     if isinstance(error, OSError) and not isinstance(error, StreamSRError) and error.errno in _UNWRITABLE:
         return OutputError(f"{dst}: cannot be written ({error.strerror or error})")
+    if isinstance(error, OSError) and error.errno == errno.ENOENT and not dst.parent.is_dir():
+        return OutputError(f"{dst.parent}: the output folder was removed while the output was written; nothing was kept")
     return None
 
 

@@ -170,6 +170,11 @@ class PyAVDecoder:
             return max(0, announced - self.frames_decoded, self.packets_damaged)
         return max(self.packets_damaged, self.frames_skipped + self._frames_missing_at_the_end())
 
+    def declares_length(self) -> bool:
+        """True when the source says how long it is (a frame count or a duration), so a source that
+        broke off shows as frames missing; MPEG-TS and live streams say nothing."""
+        return bool(self._stream.frames) or video_stream_seconds(self._stream) is not None
+
     def _frames_missing_at_the_end(self) -> int:
         info = self.info
         duration = video_stream_seconds(self._stream)
