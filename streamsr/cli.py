@@ -16,7 +16,7 @@ from tqdm import tqdm
 from . import __version__
 from .config import PIXEL_LOSSES, SAMPLINGS, UpscaleConfig
 from .distributed import ENGINES
-from .errors import Interrupted, StreamSRError, raise_interrupted
+from .errors import Interrupted, StreamSRError
 from .io import DECODERS
 from .io.sequence import SEQUENCE_FORMATS
 from .io.stream import LIVE_POLICIES, parse_options
@@ -712,6 +712,7 @@ def export_command(model: str, output: Path, opset: int) -> None:
 
 
 def main() -> None:
-    # SIGTERM (a service manager, `kill`, a job scheduler) stops a run the way Ctrl-C does.
-    signal.signal(signal.SIGTERM, raise_interrupted)
-    cli()
+    """The command, with SIGTERM handled as Ctrl-C (`launch.main` also covers the start-up)."""
+    from .launch import main as launch
+
+    launch()

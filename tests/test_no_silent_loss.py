@@ -4,6 +4,7 @@ leaves nothing half-written, a second run never damages a first, and no user fil
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -262,3 +263,26 @@ def test_a_source_that_declares_no_length_is_said_so(tmp_path: Path, tiny_weight
     err = done.stderr.decode()
     assert done.returncode == 0, err
     assert "does not say how long it is (mpegts)" in err and "12 frames were written" in err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_start_up_is_one_line(signum: int, clip_mp4: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    """Ctrl-C or SIGTERM while the command still loads torch and FFmpeg: one line, 128 + signal."""
+    proc = subprocess.Popen([sys.executable, "-m", "streamsr", "upscale", str(clip_mp4), "-o", str(tmp_path / "o.mkv"),
+                             "-m", str(tiny_weights), *CPU, "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    maps = Path(f"/proc/{proc.pid}/maps")
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:  # the moment torch's libraries are being loaded
+        try:
+            if "libtorch" in maps.read_text():
+                break
+        except OSError:
+            pass
+        time.sleep(0.005)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    err = err.decode()
+    assert proc.returncode == 128 + signum, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"Error: stopped by {signal.Signals(signum).name}")
+    assert list(tmp_path.iterdir()) == []
