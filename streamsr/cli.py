@@ -710,9 +710,3 @@ def export_command(model: str, output: Path, opset: int) -> None:
     export_onnx(descriptor, output, opset=opset)
     click.echo(f"wrote {output} (x{descriptor.scale}, input lr: N x {descriptor.in_ch} x H x W in [0, 1])")
 
-
-def main() -> None:
-    """The command, with SIGTERM handled as Ctrl-C (`launch.main` also covers the start-up)."""
-    from .launch import main as launch
-
-    launch()
