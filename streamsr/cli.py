@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,44 @@ from .io.stream import LIVE_POLICIES, parse_options
 from .models import SCALE_RANGE, family_member
 from .models.runtimes import RUNTIMES
 from .upscaler import DEVICES, PRECISIONS
+
+
+class PlainProgress:
+    """Progress where stderr is no terminal (a log file, a pipe): a plain line now and then, no
+    carriage returns. It takes the `tqdm` arguments the commands pass and uses what it needs."""
+
+    def __init__(self, total: int | None = None, *, desc: str = "", unit: str = "frame", every_seconds: float = 30.0,
+                 leave: bool = True, **_bar: Any) -> None:
+        self.total, self.desc, self.unit, self.leave = total, desc, unit, leave
+        self.n, self._every, self._start = 0, every_seconds, time.monotonic()
+        self._last = self._start
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.monotonic()
+        if now - self._last >= self._every:
+            self._last = now
+            rate = self.n / (now - self._start)
+            left = f", about {(self.total - self.n) / rate / 60:.0f} min left" if self.total and rate else ""
+            of = f"/{self.total}" if self.total else ""
+            click.echo(f"{self.desc + ': ' if self.desc else ''}{self.n}{of} {self.unit}s, {rate:.2f}/s{left}", err=True)
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def progress_bar(**kwargs: Any) -> Any:
+    """A `tqdm` bar on a terminal, `PlainProgress` lines elsewhere (logs get no carriage returns)."""
+    if kwargs.get("disable") or sys.stderr.isatty():
+        return tqdm(**kwargs)
+    return PlainProgress(**kwargs)
+
 
 SCALE = click.IntRange(*SCALE_RANGE)
 """Any model's upscaling factor, as options take it."""
@@ -222,7 +261,7 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
     info = None if streaming or image else probe(src)
     total = info.num_frames_estimate or None if info is not None else None
     # `delay`: an output that fails its checks ends before the bar is drawn, so the error stands alone.
-    with tqdm(total=total, unit="frame", disable=quiet or image, dynamic_ncols=True, delay=0.5) as bar:
+    with progress_bar(total=total, unit="frame", disable=quiet or image, dynamic_ncols=True, delay=0.5) as bar:
         result = upscale(src, frames_out if frames_out is not None else output, cfg,
                          frames_format=frames_format if frames_out is not None else None,
                          input_format=input_format, input_options=input_options, output_format=output_format,
@@ -274,15 +313,18 @@ def batch(ctx: click.Context, in_dir: Path, out_dir: Path, pattern: str | None, 
     from .batch import BatchEvents, upscale_many
 
     cfg = build_config(ctx, pipeline, options)
-    bars: dict[str, tqdm[Any]] = {}
+    bars: dict[str, Any] = {}
 
     def plan(files: int, frames: int) -> None:
-        bars["all"] = tqdm(total=frames or None, unit="frame", desc=f"{files} files", disable=quiet, position=0, dynamic_ncols=True)
+        bars["all"] = progress_bar(total=frames or None, unit="frame", desc=f"{files} files", disable=quiet, position=0,
+                                   dynamic_ncols=True)
 
     def start(job: Any, frames: int) -> None:
         if "file" in bars:
             bars["file"].close()
-        bars["file"] = tqdm(total=frames or None, unit="frame", desc=job.src.name[:30], disable=quiet, position=1, leave=False, dynamic_ncols=True)
+        # One line of progress for the whole batch in a log; a second bar for the file on a terminal.
+        bars["file"] = progress_bar(total=frames or None, unit="frame", desc=job.src.name[:30],
+                                    disable=quiet or not sys.stderr.isatty(), position=1, leave=False, dynamic_ncols=True)
 
     def progress(frames: int) -> None:
         for bar in bars.values():
@@ -509,8 +551,9 @@ def probe_command(src: str, input_format: str | None, input_options: dict[str, s
         f"{float(info.fps):.3f} fps{' (variable)' if info.variable_frame_rate else ''}, "
         f"~{info.num_frames_estimate} frames, time base {info.time_base}"
     )
-    click.echo(f"  colour: primaries {c.primaries}, transfer {c.transfer}, matrix {c.matrix}, range {c.range}"
-               + (f"; rotation {info.rotation_degrees} deg" if info.rotation_degrees else ""))
+    names = c.names()
+    click.echo(f"  colour: primaries {names['primaries']}, transfer {names['transfer']}, matrix {names['matrix']}, "
+               f"range {names['range']}" + (f"; rotation {info.rotation_degrees} deg" if info.rotation_degrees else ""))
     if (md := c.mastering_display) is not None:
         click.echo(f"  HDR10 mastering display: R{md.red} G{md.green} B{md.blue} white {md.white_point}, "
                    f"{md.min_luminance:g}-{md.max_luminance:g} cd/m2")

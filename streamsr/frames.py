@@ -58,6 +58,25 @@ class ColorInfo:
     def full_range(self) -> bool:
         return self.range == 2
 
+    def names(self) -> dict[str, str]:
+        """Primaries, transfer, matrix and range by name, as `streamsr probe` shows them."""
+        def name(table: dict[int, str], value: int) -> str:
+            return table.get(value, f"unknown ({value})")
+
+        return {"primaries": name(_PRIMARIES, self.primaries), "transfer": name(_TRANSFERS, self.transfer),
+                "matrix": name(_MATRICES, self.matrix), "range": name(_RANGES, self.range)}
+
+
+# FFmpeg's names of the AVColor* values (H.273), with the common name of the HDR transfers.
+_PRIMARIES = {1: "bt709", 2: "unspecified", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film",
+              9: "bt2020", 10: "smpte428", 11: "smpte431 (DCI-P3)", 12: "smpte432 (Display P3)", 22: "ebu3213"}
+_TRANSFERS = {1: "bt709", 2: "unspecified", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
+              11: "iec61966-2-4", 13: "iec61966-2-1 (sRGB)", 14: "bt2020-10", 15: "bt2020-12",
+              16: "smpte2084 (PQ)", 17: "smpte428", 18: "arib-std-b67 (HLG)"}
+_MATRICES = {0: "gbr (RGB)", 1: "bt709", 2: "unspecified", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
+             8: "ycgco", 9: "bt2020nc", 10: "bt2020c", 14: "ictcp"}
+_RANGES = {0: "unspecified", 1: "limited", 2: "full"}
+
 
 @dataclass(frozen=True)
 class StreamInfo:

@@ -29,6 +29,7 @@ from .io.sequence import SEQUENCE_FORMATS, FrameSequenceWriter
 from .io.stream import LIVE_POLICIES, StreamSource, is_live, is_playlist, is_stream_location, playlist_options
 from .outputs import check_frames_folder, check_output, default_output, output_codec
 from .stages import Progress, Warn, WarningLog, check_scale, drive, frame_stages, make_upscaler, prepare_run
+from .stages.orient import Upright
 from .upscaler import Upscaler
 
 
@@ -41,6 +42,17 @@ def check_complete(decoder: Decoder, src: str | Path, result: UpscaleResult) -> 
             f"{src}: the source is damaged; {result.frames} frames were upscaled into {result.output}, {lost}",
             frames_done=result.frames, frames_lost=missing or None,
         )
+
+
+def untagged_colours(info: VideoInfo) -> str | None:
+    """The source's colours by name where an image without a colour tag would be read wrongly
+    (wide gamut, HDR), or None where plain RGB images show them right (BT.709, BT.601, untagged)."""
+    names = info.color.names()
+    wide = info.color.primaries not in (1, 2, 5, 6)
+    hdr = info.color.transfer in (16, 18)
+    if not (wide or hdr):
+        return None
+    return f"{names['primaries']} / {names['transfer']}"
 
 
 def _open_file_source(src: Path, info: VideoInfo, upscaler: Upscaler, cfg: UpscaleConfig) -> Decoder:
@@ -128,12 +140,16 @@ def upscale_to_frames(
     try:
         with AtomicOutput(folder, folder=True) as tmp:
             writer = FrameSequenceWriter(tmp, image_format)
-            times = drive(decoder, frame_stages(upscaler), writer, name=src, queue_size=cfg.queue_size,
-                          on_progress=on_progress)
+            # Images carry no display rotation: the frames are turned upright, as a player shows them.
+            stages = frame_stages(upscaler, after=[Upright(info.rotation_degrees)] if info.rotation_degrees else [])
+            times = drive(decoder, stages, writer, name=src, queue_size=cfg.queue_size, on_progress=on_progress)
     finally:
         decoder.close()
     if writer.frames_dropped:
         warn(f"{writer.frames_dropped} frame(s) dropped: their timestamps repeat or go back in the source")
+    if (colours := untagged_colours(info)) is not None:
+        warn(f"the frames hold the source's {colours} colours, which {image_format} files here carry no tag for; "
+             "tell the encoder so when the sequence is encoded again")
     result = UpscaleResult(folder, writer.frames_written, time.perf_counter() - start, *times, warnings=tuple(warn.messages),
                            codec=image_format)
     check_complete(decoder, src, result)

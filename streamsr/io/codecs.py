@@ -164,7 +164,7 @@ def hdr10_params(codec: str, color: ColorInfo) -> tuple[str, str] | None:
     return option, ":".join(parts)
 
 
-_SIDE_FILE_MUXERS = frozenset({"hls", "dash", "segment", "stream_segment", "ssegment"})
+SIDE_FILE_MUXERS = frozenset({"hls", "dash", "segment", "stream_segment", "ssegment"})
 
 
 def muxer_accepts(format_name: str, stream: av.stream.Stream) -> str | None:
@@ -173,7 +173,7 @@ def muxer_accepts(format_name: str, stream: av.stream.Stream) -> str | None:
     `supported_codecs` knows nothing of codec-less data streams (e.g. Apple's timed metadata),
     which MP4's muxer refuses only when it writes the header: too late to skip them there.
     """
-    if format_name in _SIDE_FILE_MUXERS:
+    if format_name in SIDE_FILE_MUXERS:
         # These write each stream's media into files of their own; a trial would leave some behind.
         return f"{format_name} output carries video and audio only"
     buffer = io.BytesIO()

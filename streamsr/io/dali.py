@@ -28,7 +28,7 @@ DALI_DEVICES = ("mixed", "cpu")
 # Codecs each DALI device decodes (DALI 2.x): NVDEC through the mixed backend (MPEG-4 part 2
 # and MJPEG left out), libavcodec's software decoders through the CPU backend.
 DALI_CODECS = {
-    "mixed": frozenset({"h264", "hevc", "av1", "libdav1d", "vp9", "vp8"}),
+    "mixed": frozenset({"h264", "hevc", "av1", "vp9", "vp8"}),
     "cpu": frozenset({"vp8", "vp9", "mjpeg"}),
 }
 

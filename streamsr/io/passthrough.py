@@ -15,7 +15,7 @@ from pathlib import Path
 
 import av
 
-from .codecs import muxer_accepts
+from .codecs import SIDE_FILE_MUXERS, muxer_accepts
 from .probe import open_input
 from .stream import StreamSource
 
@@ -114,7 +114,10 @@ class StreamCopier:
                 self._warn(f"skipping {what}: the {muxer} container cannot hold it; use a .mkv output to keep it")
                 continue
             if s.type != "audio" and (why := muxer_accepts(muxer, s)) is not None:
-                self._warn(f"skipping {what}: the {muxer} muxer refuses it ({why})")
+                # FFmpeg's own reason ("Invalid argument: '<none>' returned 22") says nothing to a user.
+                reason = why if muxer in SIDE_FILE_MUXERS else (
+                    f"the {muxer} container cannot hold this {s.type} stream; use a .mkv output to keep it")
+                self._warn(f"skipping {what}: {reason}")
                 continue
             try:
                 copy = self._out.add_stream_from_template(s)

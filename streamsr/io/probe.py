@@ -18,6 +18,11 @@ from ..frames import ColorInfo, ContentLightLevel, MasteringDisplay, StreamInfo,
 _TEXT_FORMATS = {"tty"}
 
 
+
+def codec_name(cc: av.codec.context.CodecContext) -> str:
+    """The codec's own name (av1), not its decoder's (libdav1d)."""
+    return getattr(cc.codec, "canonical_name", None) or cc.name
+
 def check_source(path: str | Path) -> Path:
     """Raise `InputError` unless `path` is a non-empty regular file."""
     p = Path(path)
@@ -74,7 +79,7 @@ def bit_depth_of(pix_fmt: str) -> int:
 def _stream_info(stream: av.stream.Stream) -> StreamInfo:
     kind = stream.type
     cc = stream.codec_context
-    codec = cc.name if cc is not None else (getattr(stream, "codec_tag", None) or "data")
+    codec = codec_name(cc) if cc is not None else (getattr(stream, "codec_tag", None) or "data")
     detail = ""
     if kind == "video" and cc is not None:
         detail = f"{cc.width}x{cc.height} {cc.pix_fmt}"
@@ -170,7 +175,7 @@ def probe(path: str | Path) -> VideoInfo:
             first = next(container.decode(stream))
         except (av.FFmpegError, StopIteration) as e:
             raise InputError(f"{p}: the video stream does not decode ({e}); the file may be corrupt or truncated") from e
-        width, height, codec = cc.width, cc.height, cc.name
+        width, height, codec = cc.width, cc.height, codec_name(cc)
     # The frame steps from a second open rather than a seek back: damaged files can refuse to seek.
     with open_input(p) as container:
         stream = container.streams.video[0]

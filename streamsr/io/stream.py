@@ -20,7 +20,7 @@ import av
 
 from ..errors import InputError
 from ..frames import VideoInfo
-from .probe import bit_depth_of, color_of, frame_rate, is_variable_rate, pts_steps, stream_infos
+from .probe import bit_depth_of, codec_name, color_of, frame_rate, is_variable_rate, pts_steps, stream_infos
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _LOOKAHEAD_PACKETS = 64
@@ -197,7 +197,7 @@ class StreamSource:
         return VideoInfo(
             width=cc.width, height=cc.height, fps=fps, time_base=tb,
             num_frames_estimate=math.ceil(duration * fps) if duration and fps else 0,
-            codec=cc.name, pix_fmt=first.format.name, bit_depth=bit_depth_of(first.format.name),
+            codec=codec_name(cc), pix_fmt=first.format.name, bit_depth=bit_depth_of(first.format.name),
             color=color_of(first), rotation_degrees=int(first.rotation or 0), duration_seconds=duration,
             variable_frame_rate=is_variable_rate(steps, tb), container=self.container.format.name,
             streams=stream_infos(self.container),
