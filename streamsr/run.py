@@ -44,6 +44,15 @@ def check_complete(decoder: Decoder, src: str | Path, result: UpscaleResult) -> 
         )
 
 
+def _result(decoder: Decoder, src: str | Path, output: Path, frames: int, seconds: float, times: tuple[float, float, float],
+            warn: WarningLog, codec: str) -> UpscaleResult:
+    """What a run did; `DecodeError` (with the counts) instead if its source lost frames. `src` is
+    named as given (a URL's // survives)."""
+    result = UpscaleResult(output, frames, seconds, *times, warnings=tuple(warn.messages), codec=codec)
+    check_complete(decoder, src, result)
+    return result
+
+
 def untagged_colours(info: VideoInfo) -> str | None:
     """The source's colours by name where an image without a colour tag would be read wrongly
     (wide gamut, HDR), or None where plain RGB images show them right (BT.709, BT.601, untagged)."""
@@ -105,10 +114,7 @@ def upscale_file(
                           on_progress=on_progress)
     finally:
         decoder.close()
-    result = UpscaleResult(dst, encoder.frames_written, time.perf_counter() - start, *times, warnings=tuple(warn.messages),
-                           codec=codec)
-    check_complete(decoder, src, result)
-    return result
+    return _result(decoder, src, dst, encoder.frames_written, time.perf_counter() - start, times, warn, codec)
 
 
 def upscale_to_frames(
@@ -150,10 +156,7 @@ def upscale_to_frames(
     if (colours := untagged_colours(info)) is not None:
         warn(f"the frames hold the source's {colours} colours, which {image_format} files here carry no tag for; "
              "tell the encoder so when the sequence is encoded again")
-    result = UpscaleResult(folder, writer.frames_written, time.perf_counter() - start, *times, warnings=tuple(warn.messages),
-                           codec=image_format)
-    check_complete(decoder, src, result)
-    return result
+    return _result(decoder, src, folder, writer.frames_written, time.perf_counter() - start, times, warn, image_format)
 
 
 def upscale_stream(
@@ -246,9 +249,7 @@ def upscale_stream(
     if not is_live(src, input_format) and not decoder.declares_length():
         warn(f"{src} does not say how long it is ({info.container}): whether it ended or broke off "
              f"cannot be checked; {encoder.frames_written} frames were written")
-    result = UpscaleResult(Path(dst), encoder.frames_written, seconds, *times, warnings=tuple(warn.messages), codec=codec)
-    check_complete(decoder, src, result)  # a URL as given: Path() would fold its //
-    return result
+    return _result(decoder, src, Path(dst), encoder.frames_written, seconds, times, warn, codec)
 
 
 class _NoOutput:

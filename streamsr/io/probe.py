@@ -20,8 +20,11 @@ _TEXT_FORMATS = {"tty"}
 
 
 def codec_name(cc: av.codec.context.CodecContext) -> str:
-    """The codec's own name (av1), not its decoder's (libdav1d)."""
-    return getattr(cc.codec, "canonical_name", None) or cc.name
+    """The codec's name: FFmpeg's own decoders are named after it (h264, srt), a library's after
+    the library (libdav1d decodes av1), so those give the codec's canonical name."""
+    if cc.name.startswith("lib"):
+        return getattr(cc.codec, "canonical_name", None) or cc.name
+    return cc.name
 
 def check_source(path: str | Path) -> Path:
     """Raise `InputError` unless `path` is a non-empty regular file."""
