@@ -204,6 +204,8 @@ def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> 
                                              "a rerun after a crash or kill upscales only the missing ones.")
 @click.option("--frames-out", type=click.Path(file_okay=False, path_type=Path),
               help="Write the frames as numbered images into this folder (with timestamps.txt) instead of a video.")
+@click.option("--estimate", "estimate_only", is_flag=True,
+              help="Measure how long the run would take here, with this model and the faster ones; upscale nothing.")
 @click.option("--frames-format", type=click.Choice(list(SEQUENCE_FORMATS)), default="png", show_default=True,
               help="Image format of --frames-out (png and tiff keep 16 bits for 10-bit sources).")
 @engine_options
@@ -211,7 +213,8 @@ def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> 
 @click.pass_context
 def upscale(ctx: click.Context, src: str, output: str | None, output_format: str | None, output_options: dict[str, str],
             input_format: str | None, input_options: dict[str, str], live_policy: str, reconnect: bool,
-            segment_seconds: float | None, resume: bool, engine: str, address: str | None, frames_out: Path | None, frames_format: str, pipeline: str, quiet: bool, **options: Any) -> None:
+            segment_seconds: float | None, resume: bool, engine: str, address: str | None, frames_out: Path | None,
+            estimate_only: bool, frames_format: str, pipeline: str, quiet: bool, **options: Any) -> None:
     """Upscale one video or image. A video keeps its audio, subtitles, chapters, metadata and
     timestamps; an image (PNG, JPEG, WebP, TIFF, BMP) keeps its format, depth, alpha, ICC profile
     and EXIF data, turned upright.
@@ -252,6 +255,15 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
     if image and frames_out is not None:
         raise click.UsageError("--frames-out takes a video; an image upscales to one image (use -o)")
     cfg = build_config(ctx, pipeline, options)
+    if estimate_only:
+        from .estimate import duration, estimate
+
+        if streaming or image:
+            raise click.UsageError("--estimate measures a video file")
+        click.echo(f"{'model':<16} {'s/frame':>8} {'whole video':>12}   (measured here on {src}'s first frame)")
+        for e in estimate(src, cfg):
+            click.echo(f"{e.model:<16} {e.seconds_per_frame:>8.2f} {duration(e.seconds):>12}")
+        return
     runner = None
     if engine == "ray" and not image:
         from .distributed import ray_segment_runner
@@ -261,12 +273,21 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
     info = None if streaming or image else probe(src)
     total = info.num_frames_estimate or None if info is not None else None
     # `delay`: an output that fails its checks ends before the bar is drawn, so the error stands alone.
+    from .estimate import LongRunHint
+
+    hint = LongRunHint(total if not streaming and cfg.device != "cuda" else None)
     with progress_bar(total=total, unit="frame", disable=quiet or image, dynamic_ncols=True, delay=0.5) as bar:
+
+        def progress(frames: int) -> None:
+            bar.update(frames)
+            if (line := hint.update(frames)) is not None and not quiet:
+                click.echo(f"note: {line}", err=True)
+
         result = upscale(src, frames_out if frames_out is not None else output, cfg,
                          frames_format=frames_format if frames_out is not None else None,
                          input_format=input_format, input_options=input_options, output_format=output_format,
                          output_options=output_options, live_policy=live_policy, segment_seconds=segment_seconds,
-                         resume=resume, run_segments=runner, info=info, on_progress=bar.update, on_warning=_echo_warning)
+                         resume=resume, run_segments=runner, info=info, on_progress=progress, on_warning=_echo_warning)
         # The total was estimated from the duration (in Matroska, the longest stream's): close() draws the
         # bar once more, on the real count. No refresh() here: it would draw a bar that `delay` held back.
         bar.total = bar.n

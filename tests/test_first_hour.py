@@ -86,3 +86,29 @@ def test_a_log_gets_plain_lines_not_carriage_returns(clip_mp4: Path, tmp_path: P
     monkeypatch.setattr("streamsr.cli.click.echo", lambda message, err=False: lines.append(message))
     PlainProgress(total=100, desc="clip.mp4", every_seconds=0.0).update(40)
     assert len(lines) == 1 and lines[0].startswith("clip.mp4: 40/100 frames, ") and "min left" in lines[0]
+
+
+def test_a_long_run_says_so_once_and_a_short_one_not() -> None:
+    from streamsr.estimate import LongRunHint
+
+    now = [0.0]
+    slow = LongRunHint(720, clock=lambda: now[0])  # 720 frames at 10.9 s each
+    said = []
+    for _ in range(6):
+        now[0] += 10.9
+        said.append(slow.update(1))
+    assert said[:2] == [None, None] and said[3:] == [None, None, None]
+    assert said[2] is not None and said[2].startswith("this run takes about 2 h 10 min more at 10.9 s a frame")
+    quick = LongRunHint(720, clock=lambda: now[0])
+    for _ in range(6):
+        now[0] += 0.5  # 6 min in all: nothing to say
+        assert quick.update(1) is None
+
+
+def test_estimate_measures_the_model_and_the_faster_ones(clip_mp4: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["upscale", str(clip_mp4), "-s", "2", "--estimate", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()[1:]}
+    assert list(rows) == ["safdn-x2", "safdn-rt-x2", "safdn-tiny-x2"]
+    assert all(float(r[1]) > 0 for r in rows.values())
+    assert list(tmp_path.iterdir()) == [] and not list(clip_mp4.parent.glob("clip_x2*"))  # nothing was upscaled
