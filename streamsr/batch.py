@@ -19,7 +19,7 @@ from typing import Any, Literal
 from .config import UpscaleConfig, UpscaleResult, settings_fingerprint
 from .errors import DecodeError, InputError, OutputError, StreamSRError, is_disk_full
 from .images import is_image
-from .io.probe import probe
+from .io.probe import probe, source_identity
 from .jobs import Job, upscale_one
 from .outputs import fit_container
 from .partials import remove_stale_partials
@@ -114,8 +114,7 @@ class Manifest:
 
     @staticmethod
     def stamp(src: Path, fingerprint: str, dst: Path) -> dict[str, Any]:
-        st = src.stat()
-        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "settings": fingerprint, "output": dst.name}
+        return {**source_identity(src), "settings": fingerprint, "output": dst.name}
 
     def is_done(self, key: str, src: Path, fingerprint: str, dst: Path) -> bool:
         return dst.is_file() and self.entries.get(key) == self.stamp(src, fingerprint, dst)

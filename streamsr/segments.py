@@ -30,7 +30,7 @@ from .frames import VideoInfo
 from .io.atomic import AtomicOutput
 from .io.encode import PyAVEncoder
 from .io.join import SegmentJoiner
-from .io.probe import open_input
+from .io.probe import open_input, source_identity
 from .io.pyav import PyAVDecoder
 from .outputs import check_output, default_output, output_codec
 from .partials import remove_stale_partials
@@ -148,18 +148,6 @@ def check_finished(job: SegmentJob) -> str | None:
     if file_digest(job.output) != digest:
         return "its file changed since it was finished"
     return None
-
-
-def source_identity(src: Path, *, blocks: int = 16, block_size: int = 1 << 16) -> dict[str, int | str]:
-    """Size, time and a hash of `blocks` blocks spread over the file (the last one included): a
-    different file with the same size and time is told apart without reading all of it."""
-    st = src.stat()
-    digest = hashlib.sha256()
-    with src.open("rb") as f:
-        for i in range(blocks):
-            f.seek(max(0, (st.st_size - block_size) * i // max(1, blocks - 1)))
-            digest.update(f.read(block_size))
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sample_sha256": digest.hexdigest()}
 
 
 def work_folder(dst: Path) -> Path:
