@@ -262,7 +262,7 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
             raise click.UsageError("--estimate measures a video file")
         click.echo(f"{'model':<16} {'s/frame':>8} {'whole video':>12}   (measured here on {src}'s first frame)")
         for e in estimate(src, cfg):
-            click.echo(f"{e.model:<16} {e.seconds_per_frame:>8.2f} {duration(e.seconds):>12}")
+            click.echo(f"{e.model:<16} {e.seconds_per_frame:>8.3g} {duration(e.seconds):>12}")
         return
     runner = None
     if engine == "ray" and not image:
