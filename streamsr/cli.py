@@ -631,17 +631,22 @@ def models_command(path: Path | None, archs: bool) -> None:
         for name, score in model.quality().items():
             click.echo(f"  {name:<13} {score['psnr']:.3f} dB / {score['ssim']:.4f}")
         return
-    click.echo(f"{'name':<16} {'scale':>5} {'params':>7}  {'weights':<10} quality (Y-PSNR dB)")
+    click.echo(f"{'name':<16} {'scale':>5} {'params':>7} {'trained':>8}  {'weights':<10} quality (Y-PSNR dB)")
     for name, entry in CATALOG.items():
         found = find_weights(name)
         params = count_params(build_model(name))
-        quality = "-"
+        quality, trained = "-", "-"
         if found is not None:
-            raw = read_metadata(found).get("quality")
-            if raw:
-                quality = ", ".join(f"{k} {v['psnr']:.2f}" for k, v in json.loads(raw).items())
+            meta = read_metadata(found)
+            if meta.get("quality"):
+                quality = ", ".join(f"{k} {v['psnr']:.2f}" for k, v in json.loads(meta["quality"]).items())
+            record = json.loads(meta.get("training") or "{}")
+            if iterations := record.get("total_iterations") or record.get("iterations"):
+                trained = f"{round(iterations / 1e3, 1):g}K it"
         status = "installed" if found else "missing"
-        click.echo(f"{name:<16} {'x' + str(entry.scale):>5} {params / 1e3:>6.0f}K  {status:<10} {quality}")
+        click.echo(f"{name:<16} {'x' + str(entry.scale):>5} {params / 1e3:>6.0f}K {trained:>8}  {status:<10} {quality}")
+    # A smaller file can score higher: the table says how long each trained, besides its size.
+    click.echo("trained: training iterations behind each file; quality follows them as much as the size")
 
 
 @cli.command()

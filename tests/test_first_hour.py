@@ -3,6 +3,7 @@ and logs without a terminal's carriage returns."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -112,3 +113,21 @@ def test_estimate_measures_the_model_and_the_faster_ones(clip_mp4: Path, tmp_pat
     assert list(rows) == ["safdn-x2", "safdn-rt-x2", "safdn-tiny-x2"]
     assert all(float(r[1]) > 0 for r in rows.values())
     assert list(tmp_path.iterdir()) == [] and not list(clip_mp4.parent.glob("clip_x2*"))  # nothing was upscaled
+
+
+def test_models_table_says_how_long_each_file_trained() -> None:
+    """The table explains a smaller file scoring higher: it says what training each one had."""
+    from streamsr.models import find_weights
+    from streamsr.models.weights import read_metadata
+
+    result = CliRunner().invoke(cli, ["models"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.output.splitlines()[1:] if line.startswith("safdn")}
+    for name, line in rows.items():
+        path = find_weights(name)
+        if path is None:
+            continue
+        record = json.loads(read_metadata(path)["training"])
+        iterations = record.get("total_iterations") or record["iterations"]
+        assert f"{round(iterations / 1e3, 1):g}K it" in line, line
+    assert "quality follows them as much as the size" in result.output
