@@ -75,3 +75,12 @@ def test_readme_is_a_front_page_and_every_document_it_names_is_here() -> None:
                 cited.setdefault(name, path)
     assert "usage.md" in cited and "README.md" in cited  # the walk reads the files
     assert {n: p for n, p in cited.items() if n not in names} == {}
+
+
+def test_the_users_install_line_installs_nothing_for_development() -> None:
+    """README's first command installs what running needs; the test command adds the rest."""
+    install, test = _readme_commands()
+    user_extras = set(re.findall(r'pip install -e "\.\[([^\]]*)\]"', install)[0].split(","))
+    assert user_extras == {"openvino"}  # the CPU runtime `auto` picks; no pytest, ruff, DALI, Ray, spandrel
+    assert "torchvision" not in install and "dev" not in user_extras
+    assert 'pip install -e ".[dev]"' in test and "torchvision==0.29.1" in test
