@@ -31,8 +31,8 @@ class PlainProgress:
     carriage returns. It takes the `tqdm` arguments the commands pass and uses what it needs."""
 
     def __init__(self, total: int | None = None, *, desc: str = "", unit: str = "frame", every_seconds: float = 30.0,
-                 leave: bool = True, **_bar: Any) -> None:
-        self.total, self.desc, self.unit, self.leave = total, desc, unit, leave
+                 **_bar: Any) -> None:
+        self.total, self.desc, self.unit = total, desc, unit
         self.n, self._every, self._start = 0, every_seconds, time.monotonic()
         self._last = self._start
 

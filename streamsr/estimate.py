@@ -28,9 +28,11 @@ class Estimate:
 
 
 def faster_models(model: str, scale: int) -> list[str]:
-    """The shipped models of `scale` lighter than `model`, lightest last."""
-    lighter = [f"safdn-rt-x{scale}", f"safdn-tiny-x{scale}"]
-    return [name for name in lighter if name in CATALOG and name != model]
+    """The shipped models of `scale` lighter than `model` (all small ones for a model from
+    elsewhere), lightest last."""
+    ladder = [f"safdn-x{scale}", f"safdn-rt-x{scale}", f"safdn-tiny-x{scale}"]
+    lighter = ladder[ladder.index(model) + 1 :] if model in ladder else ladder[1:]
+    return [name for name in lighter if name in CATALOG]
 
 
 def estimate(src: str | Path, config: UpscaleConfig | None = None, *, models: list[str] | None = None) -> list[Estimate]:

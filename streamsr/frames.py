@@ -58,6 +58,16 @@ class ColorInfo:
     def full_range(self) -> bool:
         return self.range == 2
 
+    def beyond_srgb(self) -> str | None:
+        """The colours by name ("bt2020 / arib-std-b67 (HLG)") where an RGB image without a colour
+        tag would be shown wrongly (wide gamut, HDR); None where plain RGB shows them right."""
+        wide = self.primaries not in (1, 2, 5, 6)  # BT.709, unspecified, BT.601 PAL and NTSC
+        hdr = self.transfer in (16, 18)  # PQ, HLG
+        if not (wide or hdr):
+            return None
+        names = self.names()
+        return f"{names['primaries']} / {names['transfer']}"
+
     def names(self) -> dict[str, str]:
         """Primaries, transfer, matrix and range by name, as `streamsr probe` shows them."""
         def name(table: dict[int, str], value: int) -> str:

@@ -36,33 +36,35 @@ def partials_of(dst: Path) -> list[Path]:
     return found
 
 
-def lock(path: Path) -> int | None:
-    """Hold an exclusive lock on `path` (a file or folder) for as long as the returned descriptor
-    stays open: the mark of a live run, which `is_live` sees from any other process. None where
-    the file system takes no locks."""
+def _locked(path: Path) -> int:
+    """A descriptor of `path` holding its exclusive lock; `BlockingIOError` if another holds it."""
     fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        return None
+        raise
     return fd
+
+
+def lock(path: Path) -> int | None:
+    """Hold an exclusive lock on `path` (a file or folder) for as long as the returned descriptor
+    stays open: the mark of a live run, which `is_live` sees from any other process. None where
+    the file system takes no locks."""
+    try:
+        return _locked(path)
+    except OSError:
+        return None
 
 
 def is_live(path: Path) -> bool:
     """True while another process holds `lock(path)`: a run is still writing it."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.close(_locked(path))  # closing drops the probe's own lock
     except BlockingIOError:
         return True
-    except OSError:
+    except OSError:  # gone, or a file system without locks
         return False
-    finally:
-        os.close(fd)  # also drops the probe's own lock
     return False
 
 

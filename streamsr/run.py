@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from .io.atomic import AtomicOutput, PlaylistOutput
 from .io.base import Decoder
 from .io.encode import PyAVEncoder
 from .io.pyav import PyAVDecoder
-from .io.sequence import SEQUENCE_FORMATS, FrameSequenceWriter
+from .io.sequence import FrameSequenceWriter, check_sequence_format
 from .io.stream import LIVE_POLICIES, StreamSource, is_live, is_playlist, is_stream_location, playlist_options
 from .outputs import check_frames_folder, check_output, default_output, output_codec
 from .stages import Progress, Warn, WarningLog, check_scale, drive, frame_stages, make_upscaler, prepare_run
@@ -51,17 +52,6 @@ def _result(decoder: Decoder, src: str | Path, output: Path, frames: int, second
     result = UpscaleResult(output, frames, seconds, *times, warnings=tuple(warn.messages), codec=codec)
     check_complete(decoder, src, result)
     return result
-
-
-def untagged_colours(info: VideoInfo) -> str | None:
-    """The source's colours by name where an image without a colour tag would be read wrongly
-    (wide gamut, HDR), or None where plain RGB images show them right (BT.709, BT.601, untagged)."""
-    names = info.color.names()
-    wide = info.color.primaries not in (1, 2, 5, 6)
-    hdr = info.color.transfer in (16, 18)
-    if not (wide or hdr):
-        return None
-    return f"{names['primaries']} / {names['transfer']}"
 
 
 def _open_file_source(src: Path, info: VideoInfo, upscaler: Upscaler, cfg: UpscaleConfig) -> Decoder:
@@ -139,8 +129,7 @@ def upscale_to_frames(
     src, info, upscaler, cfg = prepare_run(src, config or UpscaleConfig(), upscaler, info, warn)
     folder = Path(folder)
     check_frames_folder(src, folder, overwrite=cfg.overwrite)
-    if image_format not in SEQUENCE_FORMATS:
-        raise ValueError(f"image format must be one of {', '.join(SEQUENCE_FORMATS)}, got {image_format!r}")
+    check_sequence_format(image_format)  # before anything is decoded
     decoder = _open_file_source(src, info, upscaler, cfg)
     start = time.perf_counter()
     try:
@@ -153,7 +142,7 @@ def upscale_to_frames(
         decoder.close()
     if writer.frames_dropped:
         warn(f"{writer.frames_dropped} frame(s) dropped: their timestamps repeat or go back in the source")
-    if (colours := untagged_colours(info)) is not None:
+    if (colours := info.color.beyond_srgb()) is not None:
         warn(f"the frames hold the source's {colours} colours, which {image_format} files here carry no tag for; "
              "tell the encoder so when the sequence is encoded again")
     return _result(decoder, src, folder, writer.frames_written, time.perf_counter() - start, times, warn, image_format)
@@ -219,8 +208,9 @@ def upscale_stream(
     source = StreamSource(src, fmt=input_format, options=input_options)
     info = source.info
     options = playlist_options(dst, output_format, output_options) if playlist else output_options
-    # A playlist names its media files after itself: it is written in place, not under a hidden name.
-    output = _NoOutput(dst) if to_stream else PlaylistOutput(Path(dst)) if playlist else AtomicOutput(Path(dst))
+    # A playlist names its media files after itself: it is written in place, not under a hidden name;
+    # stdout and URLs are written directly, with nothing to rename or remove.
+    output = nullcontext(dst) if to_stream else PlaylistOutput(Path(dst)) if playlist else AtomicOutput(Path(dst))
     try:
         codec = output_codec(cfg, info, upscaler.scale, ".webm" if output_format == "webm" else Path(dst.split("?")[0]).suffix)
         decoder = PyAVDecoder(None, batch=upscaler.batch_for(info.height, info.width), source=source)
@@ -250,19 +240,6 @@ def upscale_stream(
         warn(f"{src} does not say how long it is ({info.container}): whether it ended or broke off "
              f"cannot be checked; {encoder.frames_written} frames were written")
     return _result(decoder, src, Path(dst), encoder.frames_written, seconds, times, warn, codec)
-
-
-class _NoOutput:
-    """Stdout or a URL: written directly, nothing to rename or remove."""
-
-    def __init__(self, location: str) -> None:
-        self.location = location
-
-    def __enter__(self) -> str:
-        return self.location
-
-    def __exit__(self, *_exc: object) -> None:
-        return None
 
 
 def is_stream_run(src: str | Path, dst: str | Path | None, *, input_format: str | None = None,

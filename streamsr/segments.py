@@ -15,9 +15,7 @@ settings upscales only the segments that are missing; anything else starts the f
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -30,7 +28,7 @@ from .frames import VideoInfo
 from .io.atomic import AtomicOutput
 from .io.encode import PyAVEncoder
 from .io.join import SegmentJoiner
-from .io.probe import open_input, source_identity
+from .io.probe import file_digest, open_input, source_identity
 from .io.pyav import PyAVDecoder
 from .outputs import check_output, default_output, output_codec
 from .partials import remove_stale_partials
@@ -116,21 +114,11 @@ def _record(job: SegmentJob) -> Path:
     return job.output.with_suffix(".json")
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _seal(job: SegmentJob, frames: int) -> None:
     """Record what a finished segment holds (its frames and its bytes' hash) beside it, so a later
     run can tell it from a damaged, cut or swapped file under its name."""
-    record = _record(job)
-    tmp = record.with_name(f".{record.name}.tmp")
-    tmp.write_text(json.dumps({"frames": frames, "sha256": file_digest(job.output)}))
-    os.replace(tmp, record)
+    with AtomicOutput(_record(job)) as tmp:
+        tmp.write_text(json.dumps({"frames": frames, "sha256": file_digest(job.output)}))
 
 
 def check_finished(job: SegmentJob) -> str | None:

@@ -18,6 +18,8 @@ from ..errors import DiskFullError, OutputError, StreamSRError, is_disk_full
 from ..partials import glob_escape, is_live, lock, partials_of, remove_partial, replace_folder, temporary_path
 
 _UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG})
+_FILE_ADVICE = "free space, or write elsewhere with -o"
+_FOLDER_ADVICE = "free space, or write elsewhere"
 
 
 def _translate(dst: Path, error: BaseException, advice: str) -> StreamSRError | None:
@@ -76,8 +78,7 @@ class AtomicOutput:
             except OSError as e:
                 error = e
         remove_partial(self.path)
-        advice = "free space, or write elsewhere" + ("" if self.folder else " with -o")
-        if (translated := _translate(self.dst, error, advice)) is not None:
+        if (translated := _translate(self.dst, error, _FOLDER_ADVICE if self.folder else _FILE_ADVICE)) is not None:
             raise translated from error
         if kind is None:  # the rename itself failed
             raise error
@@ -105,14 +106,14 @@ class PlaylistOutput:
                 error = e
         for path in set(self.dst.parent.iterdir()) - self._before:
             remove_partial(path)
-        if (translated := _translate(self.dst, error, "free space, or write elsewhere with -o")) is not None:
+        if (translated := _translate(self.dst, error, _FILE_ADVICE)) is not None:
             raise translated from error
         if kind is None:  # the finished playlist failed its check
             raise error
 
 
 def check_playlist(playlist: Path) -> None:
-    """Raise `OutputError` (`DiskFullError` when the disk has no space left) unless `playlist` is
+    """Raise `OutputError` (caused by ENOSPC when the disk has no space left) unless `playlist` is
     complete: an HLS playlist that ends its list and names media files that are all there and not
     empty, or a DASH manifest that closes and whose files are there and not empty."""
     problem = ""
@@ -129,6 +130,5 @@ def check_playlist(playlist: Path) -> None:
         problem = "a media file is empty"
     if not problem:
         return
-    if os.statvfs(playlist.parent).f_bavail == 0:
-        raise DiskFullError(f"{playlist}: the disk is full; nothing was written (free space, or write elsewhere with -o)")
-    raise OutputError(f"{playlist}: {problem}; nothing was written")
+    cause = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) if os.statvfs(playlist.parent).f_bavail == 0 else None
+    raise OutputError(f"{playlist}: {problem}; nothing was written") from cause  # `_translate` names a full disk

@@ -217,6 +217,15 @@ def stream_infos(container: av.container.InputContainer) -> tuple[StreamInfo, ..
     return tuple(_stream_info(s) for s in container.streams)
 
 
+def file_digest(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read in pieces (a segment or a source may be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def source_identity(src: Path, *, blocks: int = 16, block_size: int = 1 << 16) -> dict[str, int | str]:
     """Size, time and a hash of `blocks` blocks spread over the file (the last one included): a
     different file with the same size and time is told apart without reading all of it."""

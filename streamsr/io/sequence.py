@@ -26,6 +26,12 @@ def frame_name(number: int, suffix: str) -> str:
     return f"{number:06d}.{suffix}"
 
 
+def check_sequence_format(image_format: str) -> None:
+    """Raise `ValueError` unless a sequence can be written in `image_format`."""
+    if image_format not in SEQUENCE_FORMATS:
+        raise ValueError(f"image format must be one of {', '.join(SEQUENCE_FORMATS)}, got {image_format!r}")
+
+
 def is_sequence_file(name: str) -> bool:
     """True for a name a sequence is made of: a numbered frame or the timestamps file."""
     stem, _, suffix = name.partition(".")
@@ -41,8 +47,7 @@ class FrameSequenceWriter:
     """Writes each upscaled frame as an image into `folder`; `close()` writes the timestamps."""
 
     def __init__(self, folder: Path, image_format: str = "png") -> None:
-        if image_format not in SEQUENCE_FORMATS:
-            raise ValueError(f"image format must be one of {', '.join(SEQUENCE_FORMATS)}, got {image_format!r}")
+        check_sequence_format(image_format)
         self.folder, self.suffix = folder, image_format
         self._times: list[str] = []
         self._last_pts: int | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +13,7 @@ from safetensors.torch import safe_open, save_file
 from torch import nn
 
 from ..errors import UnsupportedModelError
+from ..io.probe import file_digest
 from .registry import REGISTRY
 
 FORMAT = "streamsr/1"
@@ -63,7 +63,7 @@ def derived_metadata(meta: Mapping[str, str], training_update: Mapping[str, Any]
 def weights_digest(path: str | Path) -> str:
     """The first 16 hex digits of a file's sha256: the name weights/README.md's table and the
     training records give a weights file, which outlives its path once a newer file replaces it."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return file_digest(path)[:16]
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

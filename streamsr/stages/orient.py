@@ -14,10 +14,9 @@ class Upright:
     """Turns every frame by the display rotation (FFmpeg's sign: -90 is a quarter turn clockwise),
     as a player shows it. A video keeps the rotation as metadata instead; a frame sequence has none."""
 
-    def __init__(self, rotation_degrees: int) -> None:
-        if rotation_degrees % 90:
-            raise ValueError(f"display rotation must be a multiple of 90 degrees, got {rotation_degrees}")
-        self.quarter_turns = (rotation_degrees // 90) % 4
+    def __init__(self, rotation_degrees: float) -> None:
+        # Players show a matrix that is no quarter turn at the nearest one, and so does this.
+        self.quarter_turns = round(rotation_degrees / 90) % 4
 
     def __call__(self, batches: Iterator[FrameBatch]) -> Iterator[FrameBatch]:
         for batch in batches:
