@@ -4,6 +4,7 @@ call, and maps `StreamSRError` to a one-line message and an exit code."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 import time
@@ -23,6 +24,9 @@ from .io.sequence import SEQUENCE_FORMATS
 from .io.stream import LIVE_POLICIES, parse_options
 from .models import SCALE_RANGE, family_member
 from .models.runtimes import RUNTIMES
+from .stages.deinterlace import DEINTERLACE_MODES
+from .stages.resize import FITS
+from .stages.reuse import REUSE_MODES
 from .upscaler import DEVICES, PRECISIONS
 
 
@@ -155,6 +159,26 @@ def upscale_options(f: Any) -> Any:
         click.option("--pix-fmt", default="", help="Output pixel format (default: follow the source, 10-bit kept)."),
         click.option("--audio", type=click.Choice(["copy", "aac", "none"]), default="copy", show_default=True,
                      help="copy: stream-copy (AAC only where the container cannot hold the source codec)."),
+        click.option("--deinterlace", type=click.Choice(DEINTERLACE_MODES), default="auto", show_default=True,
+                     help="auto: deinterlace (bwdif) what FFmpeg's idet finds interlaced in the first frames; "
+                          "bwdif/yadif: always; off: never."),
+        click.option("--field-rate", is_flag=True, default=False,
+                     help="Deinterlace to one frame per field (50i to 50p, 60i to 60p), each at its field's time."),
+        click.option("--ivtc", is_flag=True, default=False,
+                     help="Undo 3:2 pulldown (fieldmatch + decimate): telecined 29.97 fps film back to its 23.976 frames."),
+        click.option("--crop", default="", metavar="auto|W:H:X:Y",
+                     help="Cut black borders before the model: auto finds them across the file; or give the picture's box."),
+        click.option("--size", callback=_size, metavar="WxH",
+                     help="Output size, e.g. 1920x1080: the smallest model scale that reaches it, then a bicubic resample; see --fit."),
+        click.option("--width", type=click.IntRange(min=2), default=None, help="Output width; the height follows the display aspect."),
+        click.option("--height", type=click.IntRange(min=2), default=None, help="Output height; the width follows the display aspect."),
+        click.option("--fit", type=click.Choice(FITS), default="pad", show_default=True,
+                     help="With --size of another aspect: pad (black bars), crop (cut the overflow) or stretch."),
+        click.option("--square-pixels", is_flag=True, default=False,
+                     help="Resample an anamorphic source to square pixels (default: keep its pixel aspect, as players show it)."),
+        click.option("--reuse", type=click.Choice(REUSE_MODES), default="auto", show_default=True,
+                     help="A frame that repeats the last one upscaled reuses its result: exact (bit-identical only), "
+                          "auto (also when only codec noise differs; never across fades or motion), off."),
         click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary."),
     ]
@@ -165,7 +189,16 @@ def upscale_options(f: Any) -> Any:
 
 _ENCODE_FIELDS = ("codec", "crf", "preset", "pix_fmt", "audio")
 _UPSCALE_FIELDS = ("scale", "model", "device", "precision", "batch", "tile", "decoder", "backend", "cuda_graphs", "self_ensemble",
-                   "overwrite")
+                   "overwrite", "deinterlace", "field_rate", "ivtc", "crop", "width", "height", "fit", "square_pixels", "reuse")
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    match = re.fullmatch(r"(\d+)[xX:](\d+)", value.strip())
+    if not match:
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT (e.g. 1920x1080)")
+    return int(match[1]), int(match[2])
 
 
 def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> UpscaleConfig:
@@ -175,6 +208,10 @@ def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> 
     preset = load_preset(pipeline)
     given = {name: value for name, value in options.items() if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT}
     data: dict[str, Any] = {k: v for k, v in given.items() if k in _UPSCALE_FIELDS}
+    if given.get("size") is not None:
+        if "width" in data or "height" in data:
+            raise click.UsageError("give --size, or --width and/or --height, not both")
+        data["width"], data["height"] = given["size"]
     if "model" in data and "scale" not in data:
         data["scale"] = None  # the model's own, whatever the preset's scale
     if "scale" in data and "model" not in data and preset.config.model:
@@ -297,8 +334,11 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
         click.echo(f"wrote {result.output} ({result.width}x{result.height}, {result.bits}-bit) in {result.seconds:.1f} s")
         return
     where = "stdout" if output == "-" else output if streaming else result.output
+    for line in result.picture:
+        click.echo(f"picture: {line}", err=output == "-")
+    reused = f" ({result.reused} reused)" if result.reused else ""
     click.echo(  # on stderr when the video itself goes to stdout
-        f"wrote {where} ({result.codec}): {result.frames} frames in {result.seconds:.1f} s "
+        f"wrote {where} ({result.codec}): {result.frames} frames{reused} in {result.seconds:.1f} s "
         f"({result.fps:.2f} fps end to end, SR stage {result.upscale_fps:.2f} fps)", err=output == "-"
     )
 
@@ -354,6 +394,8 @@ def batch(ctx: click.Context, in_dir: Path, out_dir: Path, pattern: str | None, 
     def end(outcome: Any) -> None:
         if outcome.status == "failed" and not quiet:
             tqdm.write(f"failed: {outcome.src}: {outcome.reason}", file=sys.stderr)
+        elif outcome.status == "skipped" and outcome.dst is None and not quiet:  # not tried: a link that leads nowhere
+            tqdm.write(f"skipped: {outcome.src}: {outcome.reason}", file=sys.stderr)
 
     events = BatchEvents(on_plan=plan, on_file_start=start, on_progress=progress, on_file_end=end,
                          on_warning=lambda m: tqdm.write(f"warning: {m}", file=sys.stderr))
@@ -557,13 +599,16 @@ def probe_command(src: str, input_format: str | None, input_options: dict[str, s
     """
     from .io.probe import probe
     from .io.stream import StreamSource, is_stream_location
+    from .stages.deinterlace import detect_interlacing, idet
 
     if is_stream_location(src) or input_format or input_options:
         source = StreamSource(src, fmt=input_format, options=input_options)
         info = source.info
+        found = idet(iter(source.first_frames), info)
         source.close()
     else:
         info = probe(src)
+        found = detect_interlacing(src)
     duration = f"{info.duration_seconds:.3f} s" if info.duration_seconds is not None else "unknown"
     click.echo(f"{src}: {info.container}, {duration}")
     c = info.color
@@ -580,6 +625,11 @@ def probe_command(src: str, input_format: str | None, input_options: dict[str, s
                    f"{md.min_luminance:g}-{md.max_luminance:g} cd/m2")
     if (cl := c.content_light) is not None:
         click.echo(f"  HDR10 light level: MaxCLL {cl.max_cll}, MaxFALL {cl.max_fall} cd/m2")
+    dar = info.display_aspect_ratio
+    click.echo(f"  shape: sample aspect ratio {info.sample_aspect_ratio.numerator}:{info.sample_aspect_ratio.denominator}, "
+               f"display aspect ratio {dar.numerator}:{dar.denominator} ({float(dar):.3f})")
+    verdict = f"interlaced, {found.order}" if found.interlaced else "progressive"
+    click.echo(f"  fields: declared {info.field_order}; pictures {verdict} ({found.describe()})")
     for s in info.streams:
         lang = f" [{s.language}]" if s.language else ""
         click.echo(f"  #{s.index} {s.kind}: {s.codec}{lang}{' ' + s.detail if s.detail else ''}")
@@ -744,10 +794,13 @@ def evaluate(model_name: str | None, scale: int | None, data_dirs: tuple[Path, .
         raise click.UsageError(f"--export: {why}")
     click.echo(f"{model.name}{'+ (self-ensemble of 8)' if self_ensemble else ''} (x{model.scale}, {upscaler.runtime} {upscaler.precision_name})"
                + (f", LR through {compression}" if compression else ""))
-    click.echo(f"{'set':<8} {'images':>6} {'PSNR':>7} {'SSIM':>7} {'bicubic':>8} {'bic SSIM':>8} {'img/s':>6}")
+    click.echo(f"{'set':<8} {'images':>6} {'PSNR':>7} {'SSIM':>7} {'bicubic':>8} {'bic SSIM':>8} {'img/s':>6} {'tPSNR':>7} {'bic tPSNR':>9}")
 
     def show(sc: SetScore) -> None:
-        click.echo(f"{sc.name:<8} {sc.images:>6} {sc.psnr:>7.3f} {sc.ssim:>7.4f} {sc.bicubic_psnr:>8.3f} {sc.bicubic_ssim:>8.4f} {sc.images_per_second:>6.2f}")
+        # tPSNR (frame-to-frame change against the original's) for clip sets only (Vid4).
+        temporal = f" {sc.tpsnr:>7.3f} {sc.bicubic_tpsnr:>9.3f}" if sc.tpsnr is not None and sc.bicubic_tpsnr is not None else ""
+        click.echo(f"{sc.name:<8} {sc.images:>6} {sc.psnr:>7.3f} {sc.ssim:>7.4f} {sc.bicubic_psnr:>8.3f} {sc.bicubic_ssim:>8.4f} "
+                   f"{sc.images_per_second:>6.2f}{temporal}")
 
     scores = evaluate_upscaler(upscaler, list(data_dirs) or None, compression=compression, export=export_path, on_set=show)
     if json_path:

@@ -227,6 +227,24 @@ class UpscaleConfig:
     encode: EncodeConfig = dataclasses.field(default_factory=EncodeConfig)
     overwrite: bool = False
     queue_size: int = 4
+    deinterlace: str = "auto"
+    """"auto": deinterlace (bwdif) what FFmpeg's idet finds interlaced; "off"; "bwdif" or "yadif": always."""
+    field_rate: bool = False
+    """Deinterlace to one frame per field (50i to 50p) instead of one per frame."""
+    ivtc: bool = False
+    """Undo 3:2 pulldown (fieldmatch + decimate): telecined 29.97 fps video back to its 23.976 film frames."""
+    crop: str = ""
+    """"" keeps the whole picture; "auto" cuts the black borders found across the file; "W:H:X:Y" cuts as given."""
+    width: int | None = None
+    """Output width; with `height` unset it follows the display aspect. Either makes square pixels."""
+    height: int | None = None
+    fit: str = "pad"
+    """With both `width` and `height`: "pad" (black bars), "crop" (cut the overflow) or "stretch"."""
+    square_pixels: bool = False
+    """Resample a non-square-pixel (anamorphic) source to square pixels; otherwise its pixel aspect is kept."""
+    reuse: str = "auto"
+    """A frame that repeats the one last upscaled reuses its result: "exact" (bit-identical frames only),
+    "auto" (also frames that differ from it by codec noise alone), "off"."""
 
     def __post_init__(self) -> None:
         from .io import DECODERS
@@ -243,6 +261,18 @@ class UpscaleConfig:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
         if self.batch < 0 or (self.tile is not None and self.tile < 0) or self.queue_size < 1:
             raise ValueError("queue_size must be >= 1, batch and tile >= 0")
+        from .stages.deinterlace import DEINTERLACE_MODES
+        from .stages.resize import Target
+
+        if self.deinterlace not in DEINTERLACE_MODES:
+            raise ValueError(f"deinterlace must be one of {', '.join(DEINTERLACE_MODES)}, got {self.deinterlace!r}")
+        from .stages.reuse import REUSE_MODES
+
+        if self.reuse not in REUSE_MODES:
+            raise ValueError(f"reuse must be one of {', '.join(REUSE_MODES)}, got {self.reuse!r}")
+        if self.ivtc and self.deinterlace in ("bwdif", "yadif"):
+            raise ValueError("ivtc makes film frames progressive: it takes no deinterlacing method")
+        Target(self.width, self.height, self.fit, self.square_pixels)  # type: ignore[arg-type]
 
     @property
     def model_name(self) -> str:
@@ -269,6 +299,10 @@ class UpscaleResult:
     """The output's picture size, where the run reports it (images); 0 where it does not."""
     bits: int = 0
     """Bits per channel of an image output; 0 for videos."""
+    picture: tuple[str, ...] = ()
+    """What was found in and done to the picture besides the model (deinterlacing, cropping, resampling)."""
+    reused: int = 0
+    """Frames that repeated the one last upscaled and reused its result (`UpscaleConfig.reuse`)."""
 
     @property
     def fps(self) -> float:

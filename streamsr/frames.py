@@ -124,6 +124,16 @@ class VideoInfo:
     """True when the first frames' durations differ by more than 1 ms (a hint, not a guarantee)."""
     container: str = ""
     streams: tuple[StreamInfo, ...] = ()
+    sample_aspect_ratio: Fraction = Fraction(1)
+    """Width of a pixel over its height as displayed (SAR; 32/27 for a 16:9 NTSC DVD); 1 when square or unknown."""
+    field_order: str = "progressive"
+    """As the stream declares it: "progressive", "tff", "bff" or "unknown" (declarations are often wrong;
+    `stages.deinterlace.detect_interlacing` looks at the pictures)."""
+
+    @property
+    def display_aspect_ratio(self) -> Fraction:
+        """Width over height of the picture as shown (DAR), before display rotation."""
+        return Fraction(self.width, self.height) * self.sample_aspect_ratio
 
     @classmethod
     def of_frames(cls, width: int, height: int, *, fps: float, time_base: Fraction = Fraction(1, 1000)) -> VideoInfo:

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 
 import torch
 
 from .config import UpscaleConfig
-from .errors import OutputError
+from .errors import ConfigError, OutputError
+from .frames import FrameBatch, VideoInfo
 from .io.atomic import AtomicOutput
 from .io.images import DEEP_FORMATS, read_picture, write_picture
 from .io.probe import check_source
+from .models import SCALES
 from .outputs import check_output
 from .stages import check_scale, make_upscaler
+from .stages.resize import Resize, Target, choose_scale, plan_shape
 from .upscaler import Upscaler, bicubic_upscale
 
 IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
@@ -29,6 +33,11 @@ IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP
 """Image file suffixes and the format each is written in."""
 def is_image(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _resized(resize: Resize, rgb: torch.Tensor) -> torch.Tensor:
+    batch = FrameBatch(data=rgb[None].contiguous(), pts=torch.zeros(1, dtype=torch.int64), time_base=Fraction(1))
+    return next(resize(iter([batch]))).data[0]
 
 
 @dataclass(frozen=True)
@@ -55,8 +64,16 @@ def upscale_image(
     """
     cfg = config or UpscaleConfig()
     src = check_source(src)
+    if cfg.crop or cfg.ivtc or cfg.field_rate:
+        raise ConfigError("--crop, --ivtc and --field-rate take a video; an image is upscaled whole")
+    target = Target(cfg.width, cfg.height, cfg.fit, cfg.square_pixels)  # type: ignore[arg-type]
+    picture = read_picture(src)
+    h, w = picture.rgb.shape[-2:]
+    info = VideoInfo(width=w, height=h, fps=Fraction(0), time_base=Fraction(1), num_frames_estimate=1, codec="",
+                     pix_fmt="rgb24", bit_depth=8)
     if upscaler is None:
-        upscaler = make_upscaler(cfg)
+        scale = cfg.scale if cfg.model or cfg.scale is not None or not target.sized else choose_scale(info, target, SCALES)
+        upscaler = make_upscaler(replace(cfg, scale=scale))
     check_scale(upscaler, cfg.scale)
     scale = upscaler.scale
     dst = Path(dst) if dst is not None else src.with_name(f"{src.stem}_x{scale}{src.suffix}")
@@ -65,13 +82,17 @@ def upscale_image(
         raise OutputError(f"{dst}: an image needs an image suffix ({', '.join(sorted(IMAGE_SUFFIXES))})")
     check_output(src, dst, overwrite=cfg.overwrite)
     start = time.perf_counter()
-    picture = read_picture(src)
     sr = upscaler.upscale_frames(picture.rgb[None])[0].cpu()
     alpha = None
     if picture.alpha is not None:  # alpha is no picture content: bicubic, not the model
         peak = 65535.0 if picture.alpha.dtype == torch.uint16 else 255.0
         big = bicubic_upscale(picture.alpha[None].float().div(peak), scale)
         alpha = big[0].mul_(peak).round_().to(picture.alpha.dtype)
+    shape = plan_shape(info, target, scale)
+    if shape.resized:  # a target size: the same resampling and fit as for a video's frames
+        resize = Resize(shape)
+        sr = _resized(resize, sr)
+        alpha = _resized(resize, alpha.expand(3, -1, -1))[:1] if alpha is not None else None
     result = replace(picture, rgb=sr, alpha=alpha)
     with AtomicOutput(dst) as tmp:
         try:

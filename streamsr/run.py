@@ -28,8 +28,20 @@ from .io.encode import PyAVEncoder
 from .io.pyav import PyAVDecoder
 from .io.sequence import FrameSequenceWriter, check_sequence_format
 from .io.stream import LIVE_POLICIES, StreamSource, is_live, is_playlist, is_stream_location, playlist_options
+from .models import SCALES
 from .outputs import check_frames_folder, check_output, default_output, output_codec
-from .stages import Progress, Warn, WarningLog, check_scale, drive, frame_stages, make_upscaler, prepare_run
+from .stages import (
+    Progress,
+    Warn,
+    WarningLog,
+    check_scale,
+    drive,
+    frame_stages,
+    make_upscaler,
+    model_stage,
+    prepare_run,
+)
+from .stages.footage import Footage, plan_picture
 from .stages.orient import Upright
 from .upscaler import Upscaler
 
@@ -39,23 +51,27 @@ def check_complete(decoder: Decoder, src: str | Path, result: UpscaleResult) -> 
     missing = decoder.frames_missing()
     if decoder.error is not None or missing:
         lost = f"{missing} frames lost" if missing else "the rest did not decode"
-        raise DecodeError(
-            f"{src}: the source is damaged; {result.frames} frames were upscaled into {result.output}, {lost}",
-            frames_done=result.frames, frames_lost=missing or None,
-        )
+        # A stream that broke off says why (timed out, restarted); a file is damaged.
+        why = str(decoder.error) if decoder.error is not None and "stream broke off" in str(decoder.error) else None
+        what = why or f"{src}: the source is damaged"
+        raise DecodeError(f"{what}; {result.frames} frames were upscaled into {result.output}, {lost}",
+                          frames_done=result.frames, frames_lost=missing or None)
 
 
 def _result(decoder: Decoder, src: str | Path, output: Path, frames: int, seconds: float, times: tuple[float, float, float],
-            warn: WarningLog, codec: str) -> UpscaleResult:
+            warn: WarningLog, codec: str, footage: Footage, reused: int) -> UpscaleResult:
     """What a run did; `DecodeError` (with the counts) instead if its source lost frames. `src` is
     named as given (a URL's // survives)."""
-    result = UpscaleResult(output, frames, seconds, *times, warnings=tuple(warn.messages), codec=codec)
+    result = UpscaleResult(output, frames, seconds, *times, warnings=tuple(warn.messages), codec=codec,
+                           picture=footage.notes, reused=reused)
     check_complete(decoder, src, result)
     return result
 
 
-def _open_file_source(src: Path, info: VideoInfo, upscaler: Upscaler, cfg: UpscaleConfig) -> Decoder:
-    return open_decoder(src, backend=cfg.decoder, batch=upscaler.batch_for(info.height, info.width), info=info)
+def _open_file_source(src: Path, info: VideoInfo, upscaler: Upscaler, cfg: UpscaleConfig, footage: Footage) -> Decoder:
+    picture = footage.picture
+    return open_decoder(src, backend=cfg.decoder, batch=upscaler.batch_for(picture.height, picture.width), info=info,
+                        filters=footage.filters())
 
 
 def upscale_file(
@@ -84,27 +100,30 @@ def upscale_file(
         DecodeError: the source is damaged part-way; the frames that decoded were written.
     """
     warn = WarningLog(on_warning)
-    src, info, upscaler, cfg = prepare_run(src, config or UpscaleConfig(), upscaler, info, warn)
-    codec = output_codec(cfg, info, upscaler.scale, Path(dst).suffix if dst is not None else src.suffix)
+    src, info, upscaler, cfg, footage = prepare_run(src, config or UpscaleConfig(), upscaler, info, warn)
+    out = footage.output(upscaler.scale)
+    codec = output_codec(cfg, out, 1, Path(dst).suffix if dst is not None else src.suffix)
     cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))
     dst = Path(dst) if dst is not None else default_output(src, upscaler.scale, codec)
     check_output(src, dst, overwrite=cfg.overwrite)
-    decoder = _open_file_source(src, info, upscaler, cfg)
+    decoder = _open_file_source(src, info, upscaler, cfg, footage)
     start = time.perf_counter()
     try:
         with AtomicOutput(dst) as tmp:
             try:
-                encoder = PyAVEncoder(tmp, src, info, scale=upscaler.scale, config=cfg.encode, warn=warn)
+                encoder = PyAVEncoder(tmp, src, out, scale=1, config=cfg.encode, warn=warn)
             except EncodeError as e:
                 if "output format" not in str(e):
                     raise
                 raise OutputError(f"{dst}: no container format has the suffix {dst.suffix or '(none)'!r}; "
                                   f"use .mp4, .mov, .mkv or .webm") from None
-            times = drive(decoder, frame_stages(upscaler), encoder, name=src, queue_size=cfg.queue_size,
-                          on_progress=on_progress)
+            model = model_stage(upscaler, cfg.reuse)
+            times = drive(decoder, frame_stages(model, after=footage.after()), encoder, name=src,
+                          queue_size=cfg.queue_size, on_progress=on_progress)
     finally:
         decoder.close()
-    return _result(decoder, src, dst, encoder.frames_written, time.perf_counter() - start, times, warn, codec)
+    return _result(decoder, src, dst, encoder.frames_written, time.perf_counter() - start, times, warn, codec, footage,
+                   model.count.reused)
 
 
 def upscale_to_frames(
@@ -126,17 +145,19 @@ def upscale_to_frames(
     or TIFF. Audio and the other streams are not part of a sequence. Errors as `upscale_file`.
     """
     warn = WarningLog(on_warning)
-    src, info, upscaler, cfg = prepare_run(src, config or UpscaleConfig(), upscaler, info, warn)
+    src, info, upscaler, cfg, footage = prepare_run(src, config or UpscaleConfig(), upscaler, info, warn)
     folder = Path(folder)
     check_frames_folder(src, folder, overwrite=cfg.overwrite)
     check_sequence_format(image_format)  # before anything is decoded
-    decoder = _open_file_source(src, info, upscaler, cfg)
+    decoder = _open_file_source(src, info, upscaler, cfg, footage)
     start = time.perf_counter()
     try:
         with AtomicOutput(folder, folder=True) as tmp:
             writer = FrameSequenceWriter(tmp, image_format)
             # Images carry no display rotation: the frames are turned upright, as a player shows them.
-            stages = frame_stages(upscaler, after=[Upright(info.rotation_degrees)] if info.rotation_degrees else [])
+            upright = [Upright(info.rotation_degrees)] if info.rotation_degrees else []
+            model = model_stage(upscaler, cfg.reuse)
+            stages = frame_stages(model, after=[*footage.after(), *upright])
             times = drive(decoder, stages, writer, name=src, queue_size=cfg.queue_size, on_progress=on_progress)
     finally:
         decoder.close()
@@ -145,7 +166,11 @@ def upscale_to_frames(
     if (colours := info.color.beyond_srgb()) is not None:
         warn(f"the frames hold the source's {colours} colours, which {image_format} files here carry no tag for; "
              "tell the encoder so when the sequence is encoded again")
-    return _result(decoder, src, folder, writer.frames_written, time.perf_counter() - start, times, warn, image_format)
+    if (sar := footage.output(upscaler.scale).sample_aspect_ratio) != 1:
+        warn(f"the frames have non-square pixels (sample aspect ratio {sar}), which image files cannot say; "
+             "--square-pixels resamples them to the display aspect")
+    return _result(decoder, src, folder, writer.frames_written, time.perf_counter() - start, times, warn, image_format,
+                   footage, model.count.reused)
 
 
 def upscale_stream(
@@ -202,28 +227,38 @@ def upscale_stream(
         check_output(Path(src), Path(dst), overwrite=cfg.overwrite)
     elif output_format is None and dst == "-":
         raise OutputError("-: writing to stdout needs a container format; pass -f (e.g. -f matroska, -f mpegts)")
-    if upscaler is None:
-        upscaler = make_upscaler(cfg, on_warning=warn)
-    check_scale(upscaler, cfg.scale)
     source = StreamSource(src, fmt=input_format, options=input_options)
     info = source.info
+    try:
+        footage = plan_picture(None, info, cfg, warn, first_frames=source.first_frames)
+        if upscaler is None:
+            upscaler = make_upscaler(replace(cfg, scale=footage.scale_for(cfg, SCALES)), on_warning=warn)
+        check_scale(upscaler, cfg.scale)
+    except BaseException:
+        source.close()
+        raise
+    footage = footage.shaped(upscaler.scale)
+    out = footage.output(upscaler.scale)
     options = playlist_options(dst, output_format, output_options) if playlist else output_options
     # A playlist names its media files after itself: it is written in place, not under a hidden name;
     # stdout and URLs are written directly, with nothing to rename or remove.
     output = nullcontext(dst) if to_stream else PlaylistOutput(Path(dst)) if playlist else AtomicOutput(Path(dst))
     try:
-        codec = output_codec(cfg, info, upscaler.scale, ".webm" if output_format == "webm" else Path(dst.split("?")[0]).suffix)
-        decoder = PyAVDecoder(None, batch=upscaler.batch_for(info.height, info.width), source=source)
+        codec = output_codec(cfg, out, 1, ".webm" if output_format == "webm" else Path(dst.split("?")[0]).suffix)
+        picture = footage.picture
+        decoder = PyAVDecoder(None, batch=upscaler.batch_for(picture.height, picture.width), source=source,
+                              filters=footage.filters())
         start = time.perf_counter()
         with output as target:
             try:
-                encoder = PyAVEncoder(target, source, info, scale=upscaler.scale, config=cfg.encode, warn=warn,
+                encoder = PyAVEncoder(target, source, out, scale=1, config=cfg.encode, warn=warn,
                                       fmt=output_format, options=options)
             except EncodeError as e:
                 raise OutputError(f"{dst}: cannot write there: {e}") from None
             try:
-                times = drive(decoder, frame_stages(upscaler), encoder, name=src, queue_size=cfg.queue_size,
-                              on_progress=on_progress, on_drop=count_dropped if drop else None)
+                model = model_stage(upscaler, cfg.reuse)
+                times = drive(decoder, frame_stages(model, after=footage.after()), encoder, name=src,
+                              queue_size=cfg.queue_size, on_progress=on_progress, on_drop=count_dropped if drop else None)
             except (av.FFmpegError, OSError) as e:
                 # The muxer's own errors: a sink that refused the connection (opened at the first
                 # packet), closed it, or a full disk.
@@ -239,7 +274,8 @@ def upscale_stream(
     if not is_live(src, input_format) and not decoder.declares_length():
         warn(f"{src} does not say how long it is ({info.container}): whether it ended or broke off "
              f"cannot be checked; {encoder.frames_written} frames were written")
-    return _result(decoder, src, Path(dst), encoder.frames_written, seconds, times, warn, codec)
+    return _result(decoder, src, Path(dst), encoder.frames_written, seconds, times, warn, codec, footage,
+                   model.count.reused)
 
 
 def is_stream_run(src: str | Path, dst: str | Path | None, *, input_format: str | None = None,

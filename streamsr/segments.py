@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .config import UpscaleConfig, UpscaleResult, settings_fingerprint
-from .errors import DecodeError
+from .errors import ConfigError, DecodeError
 from .frames import VideoInfo
 from .io.atomic import AtomicOutput
 from .io.encode import PyAVEncoder
@@ -32,7 +32,9 @@ from .io.probe import file_digest, open_input, source_identity
 from .io.pyav import PyAVDecoder
 from .outputs import check_output, default_output, output_codec
 from .partials import remove_stale_partials
-from .stages import Progress, Warn, WarningLog, drive, frame_stages, prepare_run
+from .stages import Progress, Warn, WarningLog, drive, frame_stages, model_stage, prepare_run
+from .stages.deinterlace import Deinterlace
+from .stages.footage import Footage
 from .upscaler import Upscaler
 
 DEFAULT_SEGMENT_SECONDS = 30.0
@@ -82,28 +84,38 @@ class SegmentJob:
     work_dir: Path
     config: UpscaleConfig
     """With the codec resolved, so every segment is encoded alike wherever it runs."""
+    footage: Footage
+    """The picture steps around the model, decided once for the whole source."""
 
     @property
     def output(self) -> Path:
         return self.work_dir / self.segment.file_name
 
+    @property
+    def frames(self) -> int:
+        """Frames the finished segment holds: one per field when deinterlacing to field rate."""
+        doubled = any(isinstance(s, Deinterlace) and s.field_rate for s in self.footage.steps)
+        return self.segment.frames * (2 if doubled else 1)
+
 
 def upscale_segment(job: SegmentJob, upscaler: Upscaler, on_progress: Progress | None = None) -> int:
     """Upscale one segment into the work folder (under a hidden name, renamed when complete);
     the number of frames written. Raises `DecodeError` if the segment lost frames."""
-    info, seg = job.info, job.segment
-    decoder = PyAVDecoder(job.src, batch=upscaler.batch_for(info.height, info.width), info=info,
-                          start_pts=seg.start_pts, end_pts=seg.end_pts)
+    info, seg, footage = job.info, job.segment, job.footage
+    picture = footage.picture
+    decoder = PyAVDecoder(job.src, batch=upscaler.batch_for(picture.height, picture.width), info=info,
+                          start_pts=seg.start_pts, end_pts=seg.end_pts, filters=footage.filters())
     try:
         with AtomicOutput(job.output) as tmp:
             # A segment carries video only: the other streams are copied once, at the join.
-            encoder = PyAVEncoder(tmp, None, info, scale=upscaler.scale, config=job.config.encode)
-            drive(decoder, frame_stages(upscaler), encoder, name=job.src, queue_size=job.config.queue_size,
-                  on_progress=on_progress)
-            if encoder.frames_written != seg.frames or decoder.error is not None:
-                raise DecodeError(f"{job.src}: segment {seg.index} gave {encoder.frames_written} of its {seg.frames} frames"
+            encoder = PyAVEncoder(tmp, None, footage.output(upscaler.scale), scale=1, config=job.config.encode)
+            model = model_stage(upscaler, job.config.reuse)
+            drive(decoder, frame_stages(model, after=footage.after()), encoder, name=job.src,
+                  queue_size=job.config.queue_size, on_progress=on_progress)
+            if encoder.frames_written != job.frames or decoder.error is not None:
+                raise DecodeError(f"{job.src}: segment {seg.index} gave {encoder.frames_written} of its {job.frames} frames"
                                   + (f" ({decoder.error})" if decoder.error else ""),
-                                  frames_done=encoder.frames_written, frames_lost=seg.frames - encoder.frames_written)
+                                  frames_done=encoder.frames_written, frames_lost=job.frames - encoder.frames_written)
     finally:
         decoder.close()
     _seal(job, encoder.frames_written)
@@ -131,8 +143,8 @@ def check_finished(job: SegmentJob) -> str | None:
         frames, digest = int(record["frames"]), str(record["sha256"])
     except (OSError, ValueError, KeyError, TypeError):
         return "its record is missing or unreadable"
-    if frames != job.segment.frames:
-        return f"it holds {frames} of its {job.segment.frames} frames"
+    if frames != job.frames:
+        return f"it holds {frames} of its {job.frames} frames"
     if file_digest(job.output) != digest:
         return "its file changed since it was finished"
     return None
@@ -179,9 +191,13 @@ def upscale_segmented(
     """
     warn = WarningLog(on_warning)
     # The model is loaded here also for another engine: it says the scale and names the settings.
-    src, info, upscaler, cfg = prepare_run(src, config or UpscaleConfig(), upscaler, None, warn)
+    if config is not None and config.ivtc:
+        raise ConfigError("--ivtc drops one frame in five across the whole film: it runs on the file in one piece, "
+                          "not in segments")
+    src, info, upscaler, cfg, footage = prepare_run(src, config or UpscaleConfig(), upscaler, None, warn)
     scale = upscaler.scale
-    codec = output_codec(cfg, info, scale, Path(dst).suffix if dst is not None else src.suffix)
+    out = footage.output(scale)
+    codec = output_codec(cfg, out, 1, Path(dst).suffix if dst is not None else src.suffix)
     dst = Path(dst) if dst is not None else default_output(src, scale, codec)
     check_output(src, dst, overwrite=cfg.overwrite)
     cfg = replace(cfg, encode=replace(cfg.encode, codec=codec))
@@ -191,7 +207,7 @@ def upscale_segmented(
     work = work_folder(dst)
     _prepare_work_folder(work, plan)
     # Absolute paths: a job may run in another process or on another node that sees the same storage.
-    jobs = [SegmentJob(src.resolve(), info, s, work.resolve(), cfg) for s in segments]
+    jobs = [SegmentJob(src.resolve(), info, s, work.resolve(), cfg, footage) for s in segments]
     missing = []
     for job in jobs:
         if (why := check_finished(job)) is not None:
@@ -200,7 +216,7 @@ def upscale_segmented(
                 job.output.unlink()
             missing.append(job)
     progress = on_progress or (lambda _n: None)
-    progress(sum(j.segment.frames for j in jobs if j not in missing))  # finished earlier
+    progress(sum(j.frames for j in jobs if j not in missing))  # finished earlier
     start = time.perf_counter()
     try:
         if run_segments is None:
@@ -210,7 +226,7 @@ def upscale_segmented(
             run_segments(missing, progress)
         upscale_seconds = time.perf_counter() - start
         with AtomicOutput(dst) as tmp:
-            joiner = SegmentJoiner(tmp, src, info, [j.output for j in jobs], scale=scale, config=cfg.encode, warn=warn)
+            joiner = SegmentJoiner(tmp, src, out, [j.output for j in jobs], scale=1, config=cfg.encode, warn=warn)
             try:
                 joiner.copy_segments()
                 joiner.close()
@@ -222,6 +238,6 @@ def upscale_segmented(
             shutil.rmtree(work, ignore_errors=True)
         raise
     shutil.rmtree(work, ignore_errors=True)
-    frames = sum(j.segment.frames for j in jobs)
+    frames = sum(j.frames for j in jobs)
     return UpscaleResult(dst, frames, time.perf_counter() - start, 0.0, upscale_seconds, 0.0,
-                         warnings=tuple(warn.messages), codec=codec)
+                         warnings=tuple(warn.messages), codec=codec, picture=footage.notes)

@@ -53,3 +53,16 @@ def test_bicubic_baseline_matches_published_set5(scale: int, published: float) -
         hr = modcrop(read_image(path), scale)
         scores.append(psnr(imresize(bicubic_lr(hr, scale), scale), hr, crop_border=scale))
     assert sum(scores) / len(scores) == pytest.approx(published, abs=0.02)
+
+
+def test_temporal_psnr_measures_flicker_the_original_does_not_have() -> None:
+    from streamsr.train.metrics import temporal_psnr
+
+    g = torch.Generator().manual_seed(3)
+    hr0 = torch.randint(20, 200, (3, 32, 32), generator=g, dtype=torch.uint8)
+    hr1 = hr0.roll(1, dims=2)  # the original moves
+    steady0, steady1 = hr0 + 10, hr1 + 10  # wrong, but wrong alike in both frames
+    flicker1 = steady1 + (torch.rand(3, 32, 32, generator=g) * 8).to(torch.uint8)  # noise that changes per frame
+    assert temporal_psnr(hr0, hr1, hr0, hr1) == math.inf
+    assert temporal_psnr(steady0, steady1, hr0, hr1) > 45  # only Y's rounding differs
+    assert temporal_psnr(steady0, flicker1, hr0, hr1) < 40  # noise of up to 7 code values, ~2.4 in Y

@@ -100,6 +100,8 @@ class PyAVEncoder:
         v.time_base = info.time_base
         v.codec_context.time_base = info.time_base
         cc = v.codec_context
+        if info.sample_aspect_ratio != 1:  # non-square pixels display as the source did
+            cc.sample_aspect_ratio = info.sample_aspect_ratio
         c = info.color
         cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = c.primaries, c.transfer, c.matrix, c.range
         options: dict[str, str] = {}

@@ -199,8 +199,24 @@ def probe(path: str | Path) -> VideoInfo:
             bit_depth=bit_depth_of(first.format.name), color=color_of(first),
             rotation_degrees=int(first.rotation or 0), duration_seconds=duration,
             variable_frame_rate=variable, container=container.format.name,
-            streams=stream_infos(container),
+            streams=stream_infos(container), **shape_of(stream, first),
         )
+
+
+# AVFieldOrder: 1 progressive; 2 TT and 5 BT show the top field first, 3 BB and 4 TB the bottom one.
+_FIELD_ORDERS = {1: "progressive", 2: "tff", 5: "tff", 3: "bff", 4: "bff"}
+
+
+def shape_of(stream: av.video.stream.VideoStream, first: av.VideoFrame) -> dict[str, object]:
+    """The `VideoInfo` fields of the picture's shape: its sample aspect ratio (1 where unknown or
+    nonsensical) and its declared field order (frame flags where the stream declares none)."""
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    if not sar or sar <= 0:
+        sar = Fraction(1)
+    order = _FIELD_ORDERS.get(int(stream.codec_context.field_order or 0), "unknown")
+    if order == "unknown":
+        order = "unknown" if first.interlaced_frame else "progressive"
+    return {"sample_aspect_ratio": Fraction(sar), "field_order": order}
 
 
 def color_of(frame: av.VideoFrame) -> ColorInfo:

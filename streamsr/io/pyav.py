@@ -12,6 +12,7 @@ import torch
 
 from ..errors import DecodeError
 from ..frames import FrameBatch, VideoInfo
+from .filters import FilterChain
 from .probe import open_input, probe
 from .stream import StreamSource
 
@@ -54,11 +55,16 @@ class PyAVDecoder:
 
     `start_pts`/`end_pts` decode one segment of a file: it seeks to the keyframe at or before
     `start_pts` and yields the frames with `start_pts <= pts < end_pts` (None: open-ended).
+
+    `filters` (deinterlacing, inverse telecine, cropping) run on each decoded picture before it
+    becomes RGB; the batches then carry the pts and time base the filters give.
     """
 
     def __init__(self, path: str | Path | None, *, batch: int = 4, threads: int = 0, info: VideoInfo | None = None,
-                 source: StreamSource | None = None, start_pts: int | None = None, end_pts: int | None = None) -> None:
+                 source: StreamSource | None = None, start_pts: int | None = None, end_pts: int | None = None,
+                 filters: FilterChain | None = None) -> None:
         self._source = source
+        self._filters = filters
         self.batch = batch
         if source is not None:
             self.path: Path | str = source.location
@@ -88,36 +94,51 @@ class PyAVDecoder:
         self._first_pts: int | None = None
         self.error: DecodeError | None = None
 
+    @property
+    def time_base(self) -> Fraction:
+        """The time base of the batches' pts: the source's, or what the filters make of it."""
+        return self._filters.time_base if self._filters is not None else Fraction(self.info.time_base)
+
     def frames(self) -> Iterator[tuple[np.ndarray, int]]:
         """(rgb HWC array, pts) per frame, in presentation order as FFmpeg outputs them."""
+        pictures = self._in_range(self._decoded())
+        if self._filters is not None:
+            pictures = self._filters(pictures)
         last_pts = -1
-        start, end = self._range
         try:
-            for frame in self._decoded():
+            for frame in pictures:
                 # A frame with no pts (rare, broken muxers) gets the next tick after the last one.
-                pts = frame.pts if frame.pts is not None else last_pts + 1
-                if start is not None and pts < start:  # before the segment: the seek lands on a keyframe
-                    continue
-                if end is not None and pts >= end:  # frames come in presentation order: the segment is done
-                    return
-                if self._step and self._last_pts is not None and pts - self._last_pts > 1.5 * self._step:
-                    self.frames_skipped += round((pts - self._last_pts) / self._step) - 1
-                last_pts = pts
-                self._last_pts = pts
-                if self._first_pts is None:
-                    self._first_pts = pts
-                yield frame_to_rgb(frame, self._fmt), pts
-                self.frames_decoded += 1
+                last_pts = frame.pts if frame.pts is not None else last_pts + 1
+                yield frame_to_rgb(frame, self._fmt), last_pts
         except av.FFmpegError as e:
             self.error = DecodeError(
                 f"{self.path}: decoding stopped after {self.frames_decoded} frames ({e})",
                 frames_done=self.frames_decoded,
             )
-        if self._source is not None and self._source.error is not None and self.error is None:
-            self.error = DecodeError(
-                f"{self.path}: the stream broke off after {self.frames_decoded} frames ({self._source.error})",
-                frames_done=self.frames_decoded,
-            )
+        if self._source is not None and (why := self._source.describe_error()) is not None and self.error is None:
+            self.error = DecodeError(f"{self.path}: the stream broke off after {self.frames_decoded} frames ({why})",
+                                     frames_done=self.frames_decoded)
+
+    def _in_range(self, frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+        """The decoded frames of the segment asked for (all without one), counted as they pass."""
+        last_pts = -1
+        start, end = self._range
+        for frame in frames:
+            # A frame with no pts (rare, broken muxers) gets the next tick after the last one.
+            pts = frame.pts if frame.pts is not None else last_pts + 1
+            if start is not None and pts < start:  # before the segment: the seek lands on a keyframe
+                continue
+            if end is not None and pts >= end:  # frames come in presentation order: the segment is done
+                return
+            if self._step and self._last_pts is not None and pts - self._last_pts > 1.5 * self._step:
+                self.frames_skipped += round((pts - self._last_pts) / self._step) - 1
+            last_pts = pts
+            self._last_pts = pts
+            if self._first_pts is None:
+                self._first_pts = pts
+            frame.pts = pts
+            self.frames_decoded += 1
+            yield frame
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
         """Decoded frames in output order; a packet the decoder refuses is counted and skipped."""
@@ -136,7 +157,7 @@ class PyAVDecoder:
         arrays: list[np.ndarray] = []
         pts: list[int] = []
         start = 0
-        tb = Fraction(self.info.time_base)
+        tb = self.time_base
         for rgb, p in self.frames():
             arrays.append(rgb)
             pts.append(p)

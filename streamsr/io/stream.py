@@ -20,7 +20,7 @@ import av
 
 from ..errors import InputError
 from ..frames import VideoInfo
-from .probe import bit_depth_of, codec_name, color_of, frame_rate, is_variable_rate, pts_steps, stream_infos
+from .probe import bit_depth_of, codec_name, color_of, frame_rate, is_variable_rate, pts_steps, shape_of, stream_infos
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _LOOKAHEAD_PACKETS = 64
@@ -50,6 +50,17 @@ def reconnect_options(location: str) -> dict[str, str]:
     if not location.lower().startswith(("http://", "https://")):
         raise ValueError("--reconnect works for http(s) sources; FFmpeg cannot resume other protocols mid-stream")
     return {"reconnect": "1", "reconnect_streamed": "1", "reconnect_on_network_error": "1", "reconnect_delay_max": "30"}
+
+
+RESTART_SECONDS = 1.0
+"""How far back a stream's decode time may step before it counts as restarted."""
+
+
+def describe_network_error(error: BaseException, timeout: float | None) -> str:
+    """An error of a network read in words: FFmpeg reports its own time-out as an "immediate exit"."""
+    if isinstance(error, av.ExitError | TimeoutError):
+        return f"timed out: no data for {timeout:g} s" if timeout else "timed out"
+    return getattr(error, "strerror", None) or str(error)
 
 
 PLAYLIST_FORMATS = {".m3u8": "hls", ".mpd": "dash"}
@@ -107,7 +118,7 @@ class StreamSource:
             self.container = av.open(ffmpeg_location(location, output=False), "r", format=fmt, options=options or {},
                                      metadata_errors="ignore", timeout=timeout)
         except (av.FFmpegError, OSError) as e:  # OSError: a refused or dropped connection
-            raise InputError(f"{location}: cannot open ({e.strerror or e})") from e
+            raise InputError(f"{location}: cannot open ({describe_network_error(e, timeout)})") from e
         except ValueError as e:  # an unknown -f name
             raise InputError(f"{location}: {e}") from e
         if not self.container.streams.video:
@@ -120,8 +131,14 @@ class StreamSource:
         self._video: collections.deque[av.Packet] = collections.deque()
         self._other: collections.deque[av.Packet] = collections.deque()
         self._ended = False
+        self._timeout = timeout
         self.error: av.FFmpegError | None = None
         """What ended the demux early (a dropped connection), if anything."""
+        self.restarted_at: float | None = None
+        """The time (s) the video went back to, where a reconnect restarted the stream from an
+        earlier point (a server that ignores byte ranges sends the file again from its start):
+        the read ends there rather than splice the restart into the output."""
+        self._latest: dict[int, float] = {}
         self.first_frames: list[av.VideoFrame] = []
         """Frames decoded to describe the source; the decoder yields them first."""
         self.info = self._describe()
@@ -141,8 +158,35 @@ class StreamSource:
         is_video = packet.stream.index == self.video.index
         if packet.size == 0 and not is_video:  # end-of-stream marker; the video's flushes the decoder
             return True
+        if self._went_back(packet):
+            self._ended = True
+            return False
         (self._video if is_video else self._other).append(packet)
         return True
+
+    def _went_back(self, packet: av.Packet) -> bool:
+        """True when a packet's decode time lies more than a second before the latest of its
+        stream: the source started over (decode times only rise; B-frames reorder presentation
+        times only)."""
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        if stamp is None or packet.time_base is None:
+            return False
+        seconds = float(stamp * packet.time_base)
+        latest = self._latest.get(packet.stream.index, -math.inf)
+        if seconds < latest - RESTART_SECONDS:
+            self.restarted_at = seconds
+            return True
+        self._latest[packet.stream.index] = max(latest, seconds)
+        return False
+
+    def describe_error(self) -> str | None:
+        """Why the read ended early, in words; None if it did not."""
+        if self.restarted_at is not None:
+            return (f"a reconnect started it again at {self.restarted_at:.1f} s: the server ignores byte ranges, "
+                    "and nothing after the break is spliced in")
+        if self.error is None:
+            return None
+        return describe_network_error(self.error, self._timeout)
 
     def video_packets(self) -> Iterator[av.Packet]:
         while True:
@@ -200,7 +244,7 @@ class StreamSource:
             codec=codec_name(cc), pix_fmt=first.format.name, bit_depth=bit_depth_of(first.format.name),
             color=color_of(first), rotation_degrees=int(first.rotation or 0), duration_seconds=duration,
             variable_frame_rate=is_variable_rate(steps, tb), container=self.container.format.name,
-            streams=stream_infos(self.container),
+            streams=stream_infos(self.container), **shape_of(stream, first),
         )
 
     def _no_frame_reason(self) -> str:

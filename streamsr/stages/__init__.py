@@ -16,6 +16,7 @@ from ..errors import DecodeError
 from ..frames import FrameBatch
 from ..io.base import Decoder, Sink
 from ..upscaler import Upscaler
+from .reuse import Reuse
 from .runner import Progress, Warn, WarningLog, run_stages
 from .upscale import Upscale, check_scale, make_upscaler, prepare_run
 
@@ -38,9 +39,15 @@ def chain(stages: Sequence[Callable[[Iterator[FrameBatch]], Iterator[FrameBatch]
 _StageFn = Callable[[Iterator[FrameBatch]], Iterator[FrameBatch]]
 
 
-def frame_stages(upscaler: Upscaler, before: Sequence[_StageFn] = (), after: Sequence[_StageFn] = ()) -> Stage:
+def model_stage(upscaler: Upscaler, reuse: str = "off") -> Reuse:
+    """The model on every frame that does not repeat the last one it upscaled (`reuse`: auto,
+    exact, off); its `count` says how many frames reused a result."""
+    return Reuse(Upscale(upscaler), reuse)
+
+
+def frame_stages(model: _StageFn, before: Sequence[_StageFn] = (), after: Sequence[_StageFn] = ()) -> Stage:
     """The stages of a run: `before` the model (on decoded frames), the model, `after` it."""
-    return chain([*before, Upscale(upscaler), *after])
+    return chain([*before, model, *after])
 
 
 def drive(source: Decoder, stages: Stage, sink: Sink, *, name: str | Path, queue_size: int,
@@ -59,5 +66,6 @@ def drive(source: Decoder, stages: Stage, sink: Sink, *, name: str | Path, queue
     return times
 
 
-__all__ = ["Progress", "Stage", "Upscale", "Warn", "WarningLog", "chain", "check_scale", "drive", "frame_stages", "make_upscaler",
+__all__ = ["Progress", "Reuse", "Stage", "Upscale", "Warn", "WarningLog", "chain", "check_scale", "drive", "frame_stages",
+           "make_upscaler", "model_stage",
            "prepare_run", "run_stages"]

@@ -10,7 +10,9 @@ from ..config import UpscaleConfig
 from ..errors import ScaleMismatchError
 from ..frames import FrameBatch, VideoInfo
 from ..io.probe import check_source, probe
+from ..models import SCALES
 from ..upscaler import Upscaler
+from .footage import Footage, plan_picture
 
 
 def check_scale(upscaler: Upscaler, scale: int | None) -> None:
@@ -39,12 +41,15 @@ class Upscale:
 
 
 def prepare_run(src: str | Path, cfg: UpscaleConfig, upscaler: Upscaler | None, info: VideoInfo | None,
-                warn: Callable[[str], None]) -> tuple[Path, VideoInfo, Upscaler, UpscaleConfig]:
-    """The checked source file, its description, the `Upscaler` and the config with the model's scale."""
+                warn: Callable[[str], None]) -> tuple[Path, VideoInfo, Upscaler, UpscaleConfig, Footage]:
+    """The checked source file, its description, the `Upscaler`, the config with the model's scale
+    and the footage steps around the model. A target size with neither a model nor a scale named
+    loads the smallest shipped scale that reaches it."""
     src = check_source(src)
     if info is None:
         info = probe(src)
+    footage = plan_picture(src, info, cfg, warn)
     if upscaler is None:
-        upscaler = make_upscaler(cfg, on_warning=warn)
+        upscaler = make_upscaler(replace(cfg, scale=footage.scale_for(cfg, SCALES)), on_warning=warn)
     check_scale(upscaler, cfg.scale)
-    return src, info, upscaler, replace(cfg, scale=upscaler.scale)
+    return src, info, upscaler, replace(cfg, scale=upscaler.scale), footage.shaped(upscaler.scale)

@@ -20,7 +20,7 @@ from ..models.weights import carried_metadata
 from ..upscaler import Upscaler
 from .data import find_images
 from .degrade import Compression, bicubic_lr, imresize, modcrop
-from .metrics import psnr, ssim
+from .metrics import psnr, ssim, temporal_psnr
 
 BENCHMARK_SETS = ("Set5", "Set14", "B100", "Vid4")
 """What `streamsr eval` scores by default: `bench/NAME` below $STREAMSR_DATA."""
@@ -38,6 +38,10 @@ class SetScore:
     bicubic_psnr: float
     bicubic_ssim: float
     images_per_second: float
+    tpsnr: float | None = None
+    """Clips only: temporal PSNR, of SR_t - SR_t-1 against HR_t - HR_t-1 (Y, border = scale), the mean
+    over consecutive frames: how much the output flickers where the original does not."""
+    bicubic_tpsnr: float | None = None
 
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -100,7 +104,8 @@ def _score_images(paths: list[Path], upscale: Upscale, scale: int, *, compressio
     lrs = [bicubic_lr(hr, scale) for hr in hrs]
     if compression is not None:
         lrs = compression.apply(lrs) if as_clip else [compression.apply([lr])[0] for lr in lrs]
-    ps, ss, bps, bss = [], [], [], []
+    ps, ss, bps, bss, tps, btps = [], [], [], [], [], []
+    previous: tuple[Tensor, Tensor, Tensor] | None = None
     for hr, lr in zip(hrs, lrs, strict=True):
         sr = upscale(lr)
         bic = imresize(lr, scale)
@@ -108,7 +113,11 @@ def _score_images(paths: list[Path], upscale: Upscale, scale: int, *, compressio
         ss.append(ssim(sr, hr, crop_border=scale))
         bps.append(psnr(bic, hr, crop_border=scale))
         bss.append(ssim(bic, hr, crop_border=scale))
-    return ps, ss, bps, bss
+        if as_clip and previous is not None:
+            tps.append(temporal_psnr(previous[0], sr, previous[2], hr, crop_border=scale))
+            btps.append(temporal_psnr(previous[1], bic, previous[2], hr, crop_border=scale))
+        previous = (sr, bic, hr)
+    return ps, ss, bps, bss, tps, btps
 
 
 def _mean(values: list[float]) -> float:
@@ -132,8 +141,10 @@ def evaluate_set(folder: str | Path, upscale: Upscale, *, scale: int, compressio
     per_group = [_score_images(g, upscale, scale, compression=compression, as_clip=bool(clips)) for g in groups]
     elapsed = time.perf_counter() - start
     means = [_mean([_mean(g[i]) for g in per_group]) for i in range(4)]
+    temporal = [_mean([_mean(g[i]) for g in per_group if g[i]]) if any(g[i] for g in per_group) else None for i in (4, 5)]
     count = sum(len(g) for g in groups)
-    return SetScore(folder.name, count, *means, images_per_second=count / elapsed)
+    return SetScore(folder.name, count, *means, images_per_second=count / elapsed, tpsnr=temporal[0],
+                    bicubic_tpsnr=temporal[1])
 
 
 def evaluation_upscaler(model: ModelDescriptor, *, backend: str | None = None, precision: str = "fp32",

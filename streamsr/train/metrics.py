@@ -43,6 +43,16 @@ def psnr(a: Tensor, b: Tensor, *, crop_border: int = 0, y_channel: bool = True) 
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
+def temporal_psnr(sr_before: Tensor, sr: Tensor, hr_before: Tensor, hr: Tensor, *, crop_border: int = 0) -> float:
+    """tPSNR in dB: PSNR of the frame-to-frame change of the output (`sr` - `sr_before`) against
+    that of the original (`hr` - `hr_before`), on the Y channel. Flicker, changes the original does
+    not have, lowers it; a still output of a still original is inf."""
+    a, b = _prepare(sr, hr, crop_border, True)
+    a0, b0 = _prepare(sr_before, hr_before, crop_border, True)
+    mse = torch.mean(((a - a0) - (b - b0)) ** 2).item()
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
 def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> Tensor:
     g = torch.exp(-((torch.arange(size, dtype=torch.float64) - size // 2) ** 2) / (2 * sigma**2))
     return g / g.sum()
