@@ -7,6 +7,7 @@ a plain function call that a distributed engine (e.g. Ray) can run as a task as 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import threading
 import time
@@ -83,23 +84,42 @@ class BatchEvents:
     on_warning: Callable[[str], None] = lambda message: None
 
 
-def find_inputs(in_dir: Path, out_dir: Path, *, pattern: str | None = None, recursive: bool = True) -> tuple[list[Path], int]:
-    """Candidate inputs under `in_dir` (sorted) and the count of other files ignored.
+def find_inputs(in_dir: Path, out_dir: Path, *, pattern: str | None = None,
+                recursive: bool = True) -> tuple[list[Path], int, list[Outcome]]:
+    """Candidate inputs under `in_dir` (sorted), the count of other files ignored, and the links
+    that lead nowhere readable, each as a skipped `Outcome` with the reason.
 
     With `pattern`, every file matching it is a candidate (and is reported if it is no video or
-    image); without, files with a video or image suffix are. Anything under `out_dir` is never an input.
+    image); without, files with a video or image suffix are. Anything under `out_dir` is never an
+    input. Links to folders are not followed (one may loop back above itself), and are reported.
     """
     out_dir = out_dir.resolve()
     walker = in_dir.rglob if recursive else in_dir.glob
-    found, ignored = [], 0
+    found, ignored, links = [], 0, []
     for path in sorted(walker(pattern or "*")):
+        if path.is_symlink() and (why := _unfollowed_link(path)) is not None:
+            links.append(Outcome(path, None, "skipped", why))
+            continue
         if not path.is_file() or path.resolve().is_relative_to(out_dir):
             continue
         if pattern or path.suffix.lower() in VIDEO_SUFFIXES or is_image(path):
             found.append(path)
         else:
             ignored += 1
-    return found, ignored
+    return found, ignored, links
+
+
+def _unfollowed_link(path: Path) -> str | None:
+    """Why a symbolic link is not upscaled (a loop, a link to nothing, a folder); None for a link to a file."""
+    try:
+        target = path.resolve(strict=True)
+    except RuntimeError:  # Python's name for ELOOP while resolving
+        return "a symbolic link that loops"
+    except OSError as e:
+        return "a symbolic link that loops" if e.errno == errno.ELOOP else "a symbolic link to nothing"
+    if target.is_dir():
+        return "a symbolic link to a folder: not followed (it may loop back above itself)"
+    return None
 
 
 class Manifest:
@@ -178,8 +198,11 @@ def upscale_many(
         raise OutputError(f"{out_dir}: the output folder must differ from the input folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(out_dir, recursive=True)
-    sources, ignored = find_inputs(in_dir, out_dir, pattern=pattern, recursive=recursive)
+    sources, ignored, links = find_inputs(in_dir, out_dir, pattern=pattern, recursive=recursive)
     report = BatchReport(ignored=ignored)
+    for outcome in links:
+        report.outcomes.append(outcome)
+        ev.on_file_end(outcome)
     if upscaler is None:
         upscaler = make_upscaler(cfg, on_warning=ev.on_warning)
     fingerprint = settings_fingerprint(cfg, upscaler)

@@ -211,3 +211,22 @@ def test_stale_partials_are_removed_and_nothing_else(tmp_path: Path) -> None:
     assert remove_stale_partials(tmp_path) == 1 and stale_frames.exists()
     assert remove_stale_partials(tmp_path, recursive=True) == 1
     assert not stale_file.exists() and not stale_frames.exists() and all(p.read_bytes() == b"mine" for p in kept)
+
+
+def test_links_that_lead_nowhere_are_reported_as_skipped(tmp_path: Path, tiny_weights: Path) -> None:
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    make_clip(src / "real.mp4", frames=4)
+    (src / "self.mp4").symlink_to("self.mp4")  # a loop
+    (src / "gone.mkv").symlink_to("deleted.mkv")
+    (src / "sub" / "up").symlink_to("..")  # a folder loop
+    (src / "sub" / "alias.mp4").symlink_to(src / "real.mp4")  # a link to a file is an input like any other
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(cli, ["batch", str(src), str(tmp_path / "out"), "-m", str(tiny_weights), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    skipped = {Path(f["src"]).name: f["reason"] for f in data["files"] if f["status"] == "skipped"}
+    assert skipped == {"self.mp4": "a symbolic link that loops", "gone.mkv": "a symbolic link to nothing",
+                       "up": "a symbolic link to a folder: not followed (it may loop back above itself)"}
+    assert data["done"] == 2 and (tmp_path / "out" / "sub" / "alias.mp4").is_file()
+    assert "skipped: " in result.output and "self.mp4: a symbolic link that loops" in result.output

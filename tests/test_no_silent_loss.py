@@ -140,6 +140,86 @@ def test_a_url_is_named_as_given(tmp_path: Path, tiny_weights: Path) -> None:
     assert len(text.strip().splitlines()) == 1 and text.startswith("Error: ")
 
 
+def _cut_then_serve_again(data: bytes, cut: int, ranges: bool):  # noqa: ANN202
+    """A loopback HTTP server whose first response breaks off after `cut` bytes; later requests get
+    the rest from the asked byte (`ranges`) or, as servers that ignore ranges do, the whole file again."""
+    import http.server
+    import threading
+
+    served = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            served.append(self.headers.get("Range"))
+            start = int(self.headers["Range"].split("=")[1].split("-")[0]) if ranges and self.headers.get("Range") else 0
+            self.send_response(206 if start else 200)
+            if start:
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.send_header("Content-Length", str(len(data) - start))
+            self.send_header("Accept-Ranges", "bytes" if ranges else "none")
+            self.end_headers()
+            body = data[start:]
+            if len(served) == 1:
+                self.wfile.write(body[:cut])
+                self.wfile.flush()
+                self.connection.shutdown(2)
+                return
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, served
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".ts"])
+@pytest.mark.parametrize("ranges", [True, False], ids=["ranges", "no-ranges"])
+def test_a_reconnect_never_splices_a_restarted_stream(suffix: str, ranges: bool, tmp_path: Path, tiny_weights: Path) -> None:
+    clip = make_clip(tmp_path / f"clip{suffix}", frames=48, fps=12)
+    server, served = _cut_then_serve_again(clip.read_bytes(), clip.stat().st_size // 2, ranges)
+    url = f"http://127.0.0.1:{server.server_address[1]}/clip{suffix}"
+    out = tmp_path / "o.mkv"
+    try:
+        code, text = run("upscale", url, "-o", str(out), "-m", str(tiny_weights), "--reconnect", "-q")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(served) >= 2  # the connection broke and was made again
+    if ranges:  # resumed where it broke: the whole clip, each frame once, at its time
+        assert code == 0, text
+        with av.open(str(out)) as c, av.open(str(clip)) as s:
+            times = [f.time for f in c.decode(video=0)]
+            assert len(times) == 48 and times == sorted(times)
+            assert [round(t, 2) for t in times] == [round(f.time, 2) for f in s.decode(video=0)]
+    else:  # the file came again from its start: never spliced in, and never exit 0
+        assert code == 2, text
+        assert "server ignores byte ranges" in text and len(text.strip().splitlines()) == 1
+        with av.open(str(out)) as c:
+            times = [f.time for f in c.decode(video=0)]
+        assert 0 < len(times) < 48 and times == sorted(times)
+
+
+def test_a_source_that_sends_nothing_is_said_to_have_timed_out(tmp_path: Path) -> None:
+    import socket
+    import threading
+
+    from streamsr.errors import InputError
+    from streamsr.io.stream import StreamSource
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()  # accepts, says nothing
+    try:
+        with pytest.raises(InputError, match=r"timed out: no data for 1 s"):
+            StreamSource(f"tcp://127.0.0.1:{listener.getsockname()[1]}", fmt="mpegts", timeout=1)
+    finally:
+        listener.close()
+
+
 # -- resume trusts nothing it has not verified --------------------------------------------------
 
 def _decoded(path: Path) -> list[tuple[int, bytes]]:
