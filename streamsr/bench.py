@@ -25,7 +25,7 @@ from .io.probe import probe
 from .io.pyav import PyAVDecoder
 from .models import load_model, measure_complexity
 from .run import upscale_file
-from .stages import make_upscaler
+from .stages import make_upscaler, model_stage
 from .upscaler import bicubic_upscale
 
 
@@ -46,6 +46,12 @@ class BenchResult:
     bicubic_fps: float
     encode_fps: float
     end_to_end_fps: float
+    reused_frames: int
+    """Frames `--reuse auto` gives the result of the last one upscaled (repeats in the source)."""
+    partial_frames: int
+    """Frames of which `--reuse auto` upscales only the box that changed."""
+    reuse_fps: float
+    """The SR stage with `--reuse auto`: frames per second, reused ones included."""
     peak_rss_mb: float
     params: int
     multi_adds_per_frame: int
@@ -123,6 +129,9 @@ def run_bench(
         decode_s = _median_seconds(decode_all, runs)
         sr_s = _median_seconds(lambda: [up.upscale_batch(b) for b in decoded], runs)
         upscaled = [up.upscale_batch(b) for b in decoded]
+        reuse = model_stage(up, "auto")
+        reuse_s = _median_seconds(lambda: list(model_stage(up, "auto")(iter(decoded))), runs)
+        list(reuse(iter(decoded)))
 
         def bicubic_all() -> None:
             for b in decoded:
@@ -153,7 +162,8 @@ def run_bench(
         model=up.model.name, device=str(up.device), codec=codec, batch=batch, precision=f"{up.runtime} {up.precision_name}", threads=torch.get_num_threads(),
         input_size=f"{info.width}x{info.height}", output_size=f"{info.width * scale}x{info.height * scale}", frames=n,
         decode_fps=n / decode_s, sr_fps=sr_fps, sr_ms_per_frame=1000 / sr_fps, bicubic_fps=n / bic_s,
-        encode_fps=n / enc_s, end_to_end_fps=n / e2e_s,
+        encode_fps=n / enc_s, end_to_end_fps=n / e2e_s, reused_frames=reuse.count.reused,
+        partial_frames=reuse.count.partial, reuse_fps=n / reuse_s,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         params=cx.params, multi_adds_per_frame=cx.multi_adds, achieved_gflops=2 * cx.multi_adds * sr_fps / 1e9,
         machine=f"{platform.machine()} {platform.processor() or ''} {torch.backends.cpu.get_cpu_capability()} x{torch.get_num_threads()}".strip(),

@@ -177,8 +177,9 @@ def upscale_options(f: Any) -> Any:
         click.option("--square-pixels", is_flag=True, default=False,
                      help="Resample an anamorphic source to square pixels (default: keep its pixel aspect, as players show it)."),
         click.option("--reuse", type=click.Choice(REUSE_MODES), default="auto", show_default=True,
-                     help="A frame that repeats the last one upscaled reuses its result: exact (bit-identical only), "
-                          "auto (also when only codec noise differs; never across fades or motion), off."),
+                     help="What repeats the last upscaled picture reuses its result: exact (bit-identical frames), "
+                          "auto (also under codec noise, and only the changed box of a frame that changed in part is "
+                          "upscaled; never across fades or motion), off."),
         click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary."),
     ]
@@ -336,7 +337,8 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
     where = "stdout" if output == "-" else output if streaming else result.output
     for line in result.picture:
         click.echo(f"picture: {line}", err=output == "-")
-    reused = f" ({result.reused} reused)" if result.reused else ""
+    spared = [f"{result.reused} reused"] * bool(result.reused) + [f"{result.partial} upscaled in part"] * bool(result.partial)
+    reused = f" ({', '.join(spared)})" if spared else ""
     click.echo(  # on stderr when the video itself goes to stdout
         f"wrote {where} ({result.codec}): {result.frames} frames{reused} in {result.seconds:.1f} s "
         f"({result.fps:.2f} fps end to end, SR stage {result.upscale_fps:.2f} fps)", err=output == "-"
@@ -459,6 +461,8 @@ def bench(src: Path | None, scale: int | None, size: str, frames: int, model: st
                 f"{r.threads} threads"),
         ("decode", f"{r.decode_fps:8.1f} fps"),
         ("SR stage", f"{r.sr_fps:8.2f} fps  ({r.sr_ms_per_frame:.1f} ms/frame, {r.achieved_gflops:.1f} GFLOP/s)"),
+        ("with reuse", f"{r.reuse_fps:8.2f} fps  ({r.reused_frames} of {r.frames} frames reused, {r.partial_frames} "
+                       f"upscaled in part: x{r.reuse_fps / r.sr_fps:.2f} the SR stage)"),
         ("bicubic", f"{r.bicubic_fps:8.1f} fps  (floor)"),
         ("encode", f"{r.encode_fps:8.1f} fps  ({r.codec})"),
         ("end to end", f"{r.end_to_end_fps:8.2f} fps  ({100 * r.end_to_end_fps / r.sr_fps:.0f}% of the SR stage)"),

@@ -303,6 +303,8 @@ class UpscaleResult:
     """What was found in and done to the picture besides the model (deinterlacing, cropping, resampling)."""
     reused: int = 0
     """Frames that repeated the one last upscaled and reused its result (`UpscaleConfig.reuse`)."""
+    partial: int = 0
+    """Frames that changed in part: only the box around the change was upscaled, the rest reused."""
 
     @property
     def fps(self) -> float:

@@ -43,6 +43,7 @@ from .stages import (
 )
 from .stages.footage import Footage, plan_picture
 from .stages.orient import Upright
+from .stages.reuse import ReuseCount
 from .upscaler import Upscaler
 
 
@@ -59,11 +60,11 @@ def check_complete(decoder: Decoder, src: str | Path, result: UpscaleResult) -> 
 
 
 def _result(decoder: Decoder, src: str | Path, output: Path, frames: int, seconds: float, times: tuple[float, float, float],
-            warn: WarningLog, codec: str, footage: Footage, reused: int) -> UpscaleResult:
+            warn: WarningLog, codec: str, footage: Footage, count: ReuseCount) -> UpscaleResult:
     """What a run did; `DecodeError` (with the counts) instead if its source lost frames. `src` is
     named as given (a URL's // survives)."""
     result = UpscaleResult(output, frames, seconds, *times, warnings=tuple(warn.messages), codec=codec,
-                           picture=footage.notes, reused=reused)
+                           picture=footage.notes, reused=count.reused, partial=count.partial)
     check_complete(decoder, src, result)
     return result
 
@@ -123,7 +124,7 @@ def upscale_file(
     finally:
         decoder.close()
     return _result(decoder, src, dst, encoder.frames_written, time.perf_counter() - start, times, warn, codec, footage,
-                   model.count.reused)
+                   model.count)
 
 
 def upscale_to_frames(
@@ -170,7 +171,7 @@ def upscale_to_frames(
         warn(f"the frames have non-square pixels (sample aspect ratio {sar}), which image files cannot say; "
              "--square-pixels resamples them to the display aspect")
     return _result(decoder, src, folder, writer.frames_written, time.perf_counter() - start, times, warn, image_format,
-                   footage, model.count.reused)
+                   footage, model.count)
 
 
 def upscale_stream(
@@ -275,7 +276,7 @@ def upscale_stream(
         warn(f"{src} does not say how long it is ({info.container}): whether it ended or broke off "
              f"cannot be checked; {encoder.frames_written} frames were written")
     return _result(decoder, src, Path(dst), encoder.frames_written, seconds, times, warn, codec, footage,
-                   model.count.reused)
+                   model.count)
 
 
 def is_stream_run(src: str | Path, dst: str | Path | None, *, input_format: str | None = None,

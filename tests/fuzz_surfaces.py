@@ -69,7 +69,8 @@ class Lab:
 
     def __init__(self, folder: Path, weights: Path) -> None:
         self.folder, self.weights = folder, weights
-        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)  # the clean runs refuse to overwrite an earlier lab's
+        folder.mkdir(parents=True)
         self.seed = make_clip(folder / "seed.mkv", codec="libx264", frames=36, fps=12,
                               options={"g": "12", "keyint_min": "12", "sc_threshold": "0", "preset": "ultrafast"})
         self.model = ["--model", str(weights), "--device", "cpu", "--runtime", "torch", "--quiet"]
@@ -183,7 +184,7 @@ def _playlist_disk(lab: Lab, rng: random.Random, case_dir: Path) -> tuple[str, C
     return f"playlist onto a {kib} KiB disk", (outcome, stand_in / "o.m3u8", "playlist", {})
 
 
-def _damage(segment: Path, others: list[Path], rng: random.Random) -> str:
+def _damage(segment: Path, others: list[bytes], rng: random.Random) -> str:
     how = rng.choice(["flip", "truncate", "empty", "swap", "record", "delete"])
     if how == "flip":
         data = bytearray(segment.read_bytes())
@@ -195,7 +196,7 @@ def _damage(segment: Path, others: list[Path], rng: random.Random) -> str:
     elif how == "empty":
         segment.write_bytes(b"")
     elif how == "swap" and others:
-        segment.write_bytes(rng.choice(others).read_bytes())
+        segment.write_bytes(rng.choice(others))
     elif how == "record":
         segment.with_suffix(".json").write_text(json.dumps({"frames": rng.randint(0, 30), "sha256": "0" * 64}))
     else:
@@ -221,7 +222,9 @@ def _resume_damage(lab: Lab, rng: random.Random, case_dir: Path) -> tuple[str, C
     with contextlib.suppress(KeyboardInterrupt):
         upscale_segmented(lab.seed, out, cfg, segment_seconds=1.0, resume=True, upscaler=up, run_segments=some_then_stop)
     finished = sorted(work_folder(out).glob("segment-*.mp4"))
-    hows = [_damage(s, [o for o in finished if o != s], rng) for s in rng.sample(finished, rng.randint(1, len(finished)))]
+    contents = {s: s.read_bytes() for s in finished}  # what a swap copies, read before anything is damaged
+    hows = [_damage(s, [data for o, data in contents.items() if o != s], rng)
+            for s in rng.sample(finished, rng.randint(1, len(finished)))]
     outcome = lab.cli("upscale", str(lab.seed), "-o", str(out), "--segment-seconds", "1", "--resume")
     return f"resume after {done} segments, damaged: {'+'.join(hows)}", (outcome, out, "segments", {})
 

@@ -188,6 +188,20 @@ def test_bench_runs_tiny(tiny_weights: Path, tmp_path: Path) -> None:
         assert stage in text
     data = json.loads(report.read_text())
     assert data["frames"] == 4 and data["output_size"] == "96x64" and data["sr_fps"] > 0 and data["params"] > 0
+    assert data["reused_frames"] == 0 and "with reuse" in text  # the generated clip moves in every frame
+
+
+def test_bench_counts_the_frames_reuse_spares(tiny_weights: Path, tmp_path: Path) -> None:
+    import json
+
+    from conftest import make_clip, pattern
+
+    src = make_clip(tmp_path / "still.mp4", width=48, height=32, frames=6, codec="libx264", audio=False,
+                    painter=lambda w, h, i: pattern(w, h, 0), options={"crf": "18"})
+    report = tmp_path / "bench.json"
+    code, text = run("bench", str(src), "-m", str(tiny_weights), "--runs", "1", "--device", "cpu", "--json", str(report))
+    assert code == 0, text
+    assert json.loads(report.read_text())["reused_frames"] == 5 and "5 of 6 frames reused" in text
 
 
 def test_eval_scores_the_self_ensemble_apart(tmp_path: Path, tiny_weights: Path) -> None:

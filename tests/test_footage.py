@@ -39,7 +39,7 @@ def bar_picture(width: int, height: int, t: float, *, border: int = 0) -> np.nda
 
 
 def write_clip(path: Path, pictures: list[np.ndarray], *, rate: Fraction = NTSC, sar: Fraction = Fraction(1),
-               interlaced: bool = False, codec: str = "libx264", audio: bool = False) -> Path:
+               interlaced: bool = False, codec: str = "libx264", audio: bool = False, rotation: int = 0) -> Path:
     """Encode RGB `pictures` at `rate`; `interlaced` codes them as top-field-first interlaced
     (flagged so), `sar` is the sample aspect ratio the stream declares."""
     with av.open(str(path), "w") as out:
@@ -47,6 +47,8 @@ def write_clip(path: Path, pictures: list[np.ndarray], *, rate: Fraction = NTSC,
         v.height, v.width = pictures[0].shape[:2]
         v.pix_fmt = "yuv420p"
         v.codec_context.sample_aspect_ratio = sar
+        if rotation:
+            v.set_display_rotation(rotation)
         options = {"qp": "0", "preset": "ultrafast"} if codec == "libx264" else {}
         if interlaced:
             v.codec_context.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
@@ -335,3 +337,12 @@ def test_an_image_meets_a_target_size_too(tiny_weights: Path, tmp_path: Path) ->
     assert content_box(np.asarray(Image.open(out).convert("RGB"))) == (320, 214)  # 3:2 fitted into a square, even
     with pytest.raises(ConfigError, match="take a video"):
         upscale(src, tmp_path / "c.png", UpscaleConfig(model=str(tiny_weights), crop="auto"))
+
+
+def test_a_target_size_is_the_size_the_viewer_sees(cfg: UpscaleConfig, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    phone = write_clip(tmp_path / "phone.mp4", [bar_picture(180, 120, i) for i in range(3)], rotation=-90)
+    assert probe(phone).rotation_degrees == -90  # shown 120 wide, 180 high
+    out = probe(upscale(phone, tmp_path / "out.mp4", replace(cfg, height=360)).output)
+    assert (out.width, out.height, out.rotation_degrees) == (360, 240, -90)  # shown 240 wide, 360 high

@@ -64,6 +64,24 @@ def test_the_model_sees_only_fresh_frames_and_every_frame_comes_out_at_its_pts()
     assert len(model.seen) == 4 and (stage.count.upscaled, stage.count.reused) == (4, 6)
 
 
+def test_a_frame_that_changed_in_part_gets_only_its_changed_box_upscaled() -> None:
+    def doubled(crop: torch.Tensor) -> torch.Tensor:  # what Doubler does, on a crop
+        return crop.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2) + 1
+
+    background = torch.from_numpy(pattern(192, 128, 0)).permute(2, 0, 1).contiguous()
+    frames = []
+    for i in range(6):  # a 12 px square moving over a still background
+        f = background.clone()
+        f[:, 20:32, 10 + 6 * i: 22 + 6 * i] = 250
+        frames.append(f)
+    model = Doubler()
+    stage = Reuse(model, "auto", region=doubled)
+    out = torch.cat([o.data for o in stage(iter(frames_batches(frames, [1, 2, 3])))])
+    for got, frame in zip(out, frames, strict=True):  # nearest x2 is local: the composite is exact
+        assert torch.equal(got, doubled(frame))
+    assert len(model.seen) == 1 and (stage.count.upscaled, stage.count.partial, stage.count.reused) == (1, 5, 0)
+
+
 def test_off_runs_every_frame() -> None:
     a = torch.zeros(3, 8, 8, dtype=torch.uint8)
     model = Doubler()
@@ -146,6 +164,23 @@ def test_a_still_clip_is_upscaled_once_and_the_summary_says_so(tiny_weights: Pat
     assert "10 frames (9 reused)" in run.output
     with av.open(str(out)) as c:
         assert len(list(c.decode(video=0))) == 10 and c.streams.audio
+
+
+def presenting(width: int, height: int, index: int) -> np.ndarray:
+    """A small picture moving over a still background: most of each frame holds still."""
+    a = pattern(width, height, 0)
+    a[20:36, 8 + 4 * index: 24 + 4 * index] = pattern(16, 16, 7)
+    return a
+
+
+def test_still_regions_are_reused_and_the_seams_do_not_show(cfg: UpscaleConfig, tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "presenter.mp4", width=256, height=160, frames=8, codec="libx264", painter=presenting,
+                    options={"crf": "23"}, audio=False)
+    fresh = upscale(src, tmp_path / "off", replace(cfg, reuse="off"), frames_format="png")
+    auto = upscale(src, tmp_path / "auto", cfg, frames_format="png")
+    assert fresh.partial == 0 and auto.partial >= 5
+    for a, b in zip(frames_in(tmp_path / "off"), frames_in(tmp_path / "auto"), strict=True):
+        assert psnr(a, b) >= 45
 
 
 def test_is_repeat_reads_ten_bit_frames_in_eight_bit_steps() -> None:

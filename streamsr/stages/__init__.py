@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from torch import Tensor
+
 from ..errors import DecodeError
 from ..frames import FrameBatch
 from ..io.base import Decoder, Sink
@@ -40,9 +42,13 @@ _StageFn = Callable[[Iterator[FrameBatch]], Iterator[FrameBatch]]
 
 
 def model_stage(upscaler: Upscaler, reuse: str = "off") -> Reuse:
-    """The model on every frame that does not repeat the last one it upscaled (`reuse`: auto,
-    exact, off); its `count` says how many frames reused a result."""
-    return Reuse(Upscale(upscaler), reuse)
+    """The model on what changed since the frames it last upscaled (`reuse`: auto, exact, off; see
+    `stages.reuse`); its `count` says how many frames reused a result whole or in part."""
+
+    def region(crop: Tensor) -> Tensor:
+        return upscaler.upscale_frames(crop[None])[0]
+
+    return Reuse(Upscale(upscaler), reuse, region=region)
 
 
 def frame_stages(model: _StageFn, before: Sequence[_StageFn] = (), after: Sequence[_StageFn] = ()) -> Stage:

@@ -144,7 +144,10 @@ def plan_picture(src: str | Path | None, info: VideoInfo, cfg: UpscaleConfig, wa
         if crop is not None:
             steps.append(crop)
             notes.append(crop.describe())
-    target = Target(cfg.width, cfg.height, cfg.fit, cfg.square_pixels)  # type: ignore[arg-type]
+    # A target size is what the viewer sees: for a picture shown turned a quarter, its sides swap.
+    sideways = round(info.rotation_degrees / 90) % 2 == 1
+    width, height = (cfg.height, cfg.width) if sideways else (cfg.width, cfg.height)
+    target = Target(width, height, cfg.fit, cfg.square_pixels)  # type: ignore[arg-type]
     return Footage(info, tuple(steps), target, tuple(notes))
 
 
