@@ -166,7 +166,8 @@ def _playlist_disk(lab: Lab, rng: random.Random, case_dir: Path) -> tuple[str, C
     kib = rng.choice([8, 16, 32, 64, 128, 256, 4096])
     disk = case_dir / "disk"
     disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(disk)], check=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(disk)], capture_output=True).returncode:
+        raise MountError
     try:
         out = disk / "o.m3u8"
         outcome = lab.cli("upscale", str(lab.seed), "-o", str(out))
@@ -263,13 +264,20 @@ SURFACES: dict[str, Callable[[Lab, random.Random, Path], tuple[str, Case]]] = {
 }
 
 
+class MountError(Exception):
+    """A small disk cannot be mounted here (it needs root and a kernel that lets it)."""
+
+
 def judge_surface(lab: Lab, surface: str, number: int, case_dir: Path) -> Verdict:
-    """Run case `number` of `surface` in an empty `case_dir` and judge it."""
+    """Run case `number` of `surface` in an empty `case_dir` and judge it (exit code -1 and no
+    problem: the case cannot run on this machine)."""
     if surface == "playlist" and os.geteuid() != 0:
         return Verdict(f"{surface} #{number}", -1, "")  # mounting a small disk needs root
     rng = random.Random(f"{surface}:{number}")
     try:
         what, (outcome, output, clean, user) = SURFACES[surface](lab, rng, case_dir)
+    except MountError:
+        return Verdict(f"{surface} #{number}", -1, "")
     except subprocess.TimeoutExpired:
         return Verdict(f"{surface} #{number}", -1, "hang: still running after 300 s", "hang")
     name = f"{surface} #{number} ({what})"

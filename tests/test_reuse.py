@@ -136,14 +136,21 @@ def test_exact_reuses_bit_identical_repeats_and_changes_no_pixel(cfg: UpscaleCon
     assert (tmp_path / "off" / "timestamps.txt").read_text() == (tmp_path / "exact" / "timestamps.txt").read_text()
 
 
-def test_auto_reuses_repeats_under_codec_noise_invisibly(cfg: UpscaleConfig, tmp_path: Path) -> None:
-    src = make_clip(tmp_path / "twos.mp4", width=96, height=64, frames=16, codec="libx264", painter=on_twos,
-                    options={"crf": "28", "preset": "medium"}, audio=False)
+def noisy_twos(width: int, height: int, index: int) -> np.ndarray:
+    """On twos, with a camera's noise: no two frames are bit-identical, every other one is a repeat."""
+    noise = np.random.default_rng(index).normal(0, 1.0, (height, width, 3))
+    return np.clip(on_twos(width, height, index) + noise, 0, 255).round().astype(np.uint8)
+
+
+def test_auto_reuses_repeats_under_noise_invisibly(cfg: UpscaleConfig, tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "twos.mp4", width=96, height=64, frames=16, codec="libx264", painter=noisy_twos,
+                    options={"crf": "18", "preset": "medium"}, audio=False)
     fresh = upscale(src, tmp_path / "off", replace(cfg, reuse="off"), frames_format="png")
     exact = upscale(src, tmp_path / "exact", replace(cfg, reuse="exact"), frames_format="png")
     auto = upscale(src, tmp_path / "auto", replace(cfg, reuse="auto"), frames_format="png")
-    assert fresh.reused == 0 and auto.reused > exact.reused  # x264 codes most repeats with some noise
-    assert auto.reused >= 6
+    assert fresh.reused == 0
+    assert auto.reused + auto.partial > exact.reused  # x264 keeps part of the noise: few repeats are bit-exact
+    assert auto.reused + auto.partial >= 6
     for a, b in zip(frames_in(tmp_path / "off"), frames_in(tmp_path / "auto"), strict=True):
         assert psnr(a, b) >= 45
 

@@ -183,8 +183,8 @@ class PyAVDecoder:
 
         Uses the header's frame count (MP4) or, failing that (Matroska, whose header has a
         duration but no count): the packets the decoder refused, the gaps in a constant-rate
-        timeline, and how far the last decoded frame falls short of the announced duration (two
-        frames of slack absorb rounding).
+        timeline, and how far the last decoded frame falls short of the announced duration (three
+        quarters of a frame of slack for constant-rate streams, two for variable-rate ones).
         """
         announced = self._stream.frames
         if announced:
@@ -203,9 +203,12 @@ class PyAVDecoder:
             return 0
         start = float((self._stream.start_time or 0) * info.time_base)
         last = float(self._last_pts * info.time_base)
-        short_by = start + duration - 1 / float(info.fps) - last
-        missing = round(short_by * float(info.fps))
-        return missing if missing > 2 else 0
+        short_by = (start + duration - last) * float(info.fps) - 1  # frames
+        # Containers give the end of the last frame to the millisecond: a constant-rate stream that
+        # ends three quarters of a frame early has lost its last frame. A variable-rate one's last
+        # frame may last longer than the average; it is allowed two.
+        slack = 2 if info.variable_frame_rate else 0.75
+        return round(short_by) if short_by > slack else 0
 
     def close(self) -> None:
         if self._source is None:  # a stream source is closed by its owner, after the muxer copied from it

@@ -52,8 +52,10 @@ def reconnect_options(location: str) -> dict[str, str]:
     return {"reconnect": "1", "reconnect_streamed": "1", "reconnect_on_network_error": "1", "reconnect_delay_max": "30"}
 
 
-RESTART_SECONDS = 1.0
-"""How far back a stream's decode time may step before it counts as restarted."""
+LIVE_JUMP_SECONDS = 1.0
+"""How far back a live source's decode time may step (a broadcast's discontinuity) before it
+counts as restarted. A source read at the reader's pace (a file over HTTP, a pipe) never steps
+back: any step back there is a restart, and nothing of it may be spliced in."""
 
 
 def describe_network_error(error: BaseException, timeout: float | None) -> str:
@@ -139,6 +141,7 @@ class StreamSource:
         earlier point (a server that ignores byte ranges sends the file again from its start):
         the read ends there rather than splice the restart into the output."""
         self._latest: dict[int, float] = {}
+        self._jump = LIVE_JUMP_SECONDS if is_live(location, fmt) else 0.0
         self.first_frames: list[av.VideoFrame] = []
         """Frames decoded to describe the source; the decoder yields them first."""
         self.info = self._describe()
@@ -165,15 +168,16 @@ class StreamSource:
         return True
 
     def _went_back(self, packet: av.Packet) -> bool:
-        """True when a packet's decode time lies more than a second before the latest of its
-        stream: the source started over (decode times only rise; B-frames reorder presentation
-        times only)."""
-        stamp = packet.dts if packet.dts is not None else packet.pts
-        if stamp is None or packet.time_base is None:
+        """True when a packet's decode time lies before the latest of its stream (for a live source:
+        more than `LIVE_JUMP_SECONDS` before): the source started over. Decode times only rise;
+        B-frames reorder presentation times only."""
+        # Decode times only: presentation times go back and forth with B-frames (a packet without a
+        # decode time, as Matroska's first ones, is passed over).
+        if packet.dts is None or packet.time_base is None or packet.stream.type not in ("video", "audio"):
             return False
-        seconds = float(stamp * packet.time_base)
+        seconds = float(packet.dts * packet.time_base)
         latest = self._latest.get(packet.stream.index, -math.inf)
-        if seconds < latest - RESTART_SECONDS:
+        if seconds < latest - self._jump:
             self.restarted_at = seconds
             return True
         self._latest[packet.stream.index] = max(latest, seconds)
@@ -182,8 +186,8 @@ class StreamSource:
     def describe_error(self) -> str | None:
         """Why the read ended early, in words; None if it did not."""
         if self.restarted_at is not None:
-            return (f"a reconnect started it again at {self.restarted_at:.1f} s: the server ignores byte ranges, "
-                    "and nothing after the break is spliced in")
+            return (f"it went back to {max(0.0, self.restarted_at):.1f} s and started over, as a reconnect to a server "
+                    "that ignores byte ranges does; nothing after that point is spliced in")
         if self.error is None:
             return None
         return describe_network_error(self.error, self._timeout)

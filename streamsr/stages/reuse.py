@@ -28,11 +28,12 @@ REUSE_MODES: tuple[str, ...] = typing.get_args(ReuseMode)
 BLOCK = 16
 """Side of the blocks whose mean difference is compared: a 16 px change (a cursor, a mouth) is one
 block that differs, not noise spread over the frame."""
-BLOCK_LIMIT = 2.0
+BLOCK_LIMIT = 1.5
 """`auto`: the largest mean absolute difference (8-bit code values) any block of a reused frame may
-have from the anchor. Chosen on validation clips (benchmarks/reuse.py): codec noise on repeats
-stays under it at CRF 18-33, while every moving frame of the pans, fades and real motion there
-exceeds it."""
+have from what the output shows. Chosen on a validation stretch (benchmarks/reuse.py): the largest
+limit at which no frame of a 0.25 px/frame pan or a fade is reused (2.0 reuses 5% of the pan's
+frames), while x264's noise on repeats passes for 97% / 81% / 56% / 26% of them at CRF 18 / 23 /
+28 / 33, each reused output 48.8 dB or more from a fresh upscale."""
 SHIFT_LIMIT = 0.5
 """`auto`: the largest mean signed difference over the whole frame (8-bit code values); a fade
 moves every pixel the same way and is never reused, codec noise averages out."""
