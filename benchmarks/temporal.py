@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--degradation", action="append", default=[],
                         help="LR compression (repeatable); the clean LR is always scored")
     parser.add_argument("--models", nargs="*", default=sorted(CATALOG))
-    parser.add_argument("--reuse", action="store_true", help="also score each model with --reuse auto")
+    parser.add_argument("--reuse", action="store_true", help="also score each model with --reuse auto on compressed LR")
     args = parser.parse_args()
     folder = data_path("bench/Vid4")
     conditions = [None, *(Compression.parse(d) for d in args.degradation)]
@@ -40,7 +40,7 @@ def main() -> None:
     for name in args.models:
         up = evaluation_upscaler(load_model(name))
         for compression in conditions:
-            for reuse in (False, True) if args.reuse else (False,):
+            for reuse in (False, True) if args.reuse and compression is not None else (False,):
                 run = with_reuse(up) if reuse else upscale_function(up)
                 sc = evaluate_set(folder, run, scale=up.scale, compression=compression)
                 assert sc.tpsnr is not None and sc.bicubic_tpsnr is not None

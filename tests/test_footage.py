@@ -346,3 +346,18 @@ def test_a_target_size_is_the_size_the_viewer_sees(cfg: UpscaleConfig, tmp_path:
     assert probe(phone).rotation_degrees == -90  # shown 120 wide, 180 high
     out = probe(upscale(phone, tmp_path / "out.mp4", replace(cfg, height=360)).output)
     assert (out.width, out.height, out.rotation_degrees) == (360, 240, -90)  # shown 240 wide, 360 high
+
+
+def test_telecined_film_under_auto_is_deinterlaced_with_a_pointer_to_ivtc(cfg: UpscaleConfig, tmp_path: Path) -> None:
+    source = telecined(tmp_path / "telecined.mkv", [bar_picture(160, 480, 5 * i) for i in range(20)])
+    warnings: list[str] = []
+    result = upscale(source, tmp_path / "out.mkv", cfg, on_warning=warnings.append)
+    assert any("looks telecined" in w and "--ivtc" in w for w in warnings), warnings
+    assert result.frames == 25 and any("bwdif" in line for line in result.picture)
+
+
+def test_an_explicit_method_deinterlaces_whatever_idet_says(progressive: Path, cfg: UpscaleConfig, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    result = upscale(progressive, tmp_path / "out.mkv", replace(cfg, deinterlace="yadif"))
+    assert result.frames == 10 and any(line.startswith("deinterlaced with yadif") for line in result.picture)
