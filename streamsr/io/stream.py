@@ -142,6 +142,7 @@ class StreamSource:
         the read ends there rather than splice the restart into the output."""
         self._latest: dict[int, float] = {}
         self._jump = LIVE_JUMP_SECONDS if is_live(location, fmt) else 0.0
+        self._shown = -math.inf  # the latest presentation time of a video packet
         self.first_frames: list[av.VideoFrame] = []
         """Frames decoded to describe the source; the decoder yields them first."""
         self.info = self._describe()
@@ -171,9 +172,18 @@ class StreamSource:
         """True when a packet's decode time lies before the latest of its stream (for a live source:
         more than `LIVE_JUMP_SECONDS` before): the source started over. Decode times only rise;
         B-frames reorder presentation times only."""
-        # Decode times only: presentation times go back and forth with B-frames (a packet without a
-        # decode time, as Matroska's first ones, is passed over).
-        if packet.dts is None or packet.time_base is None or packet.stream.type not in ("video", "audio"):
+        if packet.time_base is None or packet.stream.type not in ("video", "audio"):
+            return False
+        # A keyframe is shown after every frame decoded before it: one whose presentation time is not
+        # past them all starts the stream over (Matroska's first packets carry no decode time).
+        if packet.stream.type == "video" and packet.pts is not None:
+            shown = float(packet.pts * packet.time_base)
+            if packet.is_keyframe and shown <= self._shown - self._jump and math.isfinite(self._shown):
+                self.restarted_at = shown
+                return True
+            self._shown = max(self._shown, shown)
+        # Decode times only rise; presentation times go back and forth with B-frames.
+        if packet.dts is None:
             return False
         seconds = float(packet.dts * packet.time_base)
         latest = self._latest.get(packet.stream.index, -math.inf)
