@@ -7,6 +7,7 @@ This module imports nothing heavy for that reason.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -22,7 +23,17 @@ def main() -> None:
         signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
         sys.stderr.write(f"Error: stopped by {signal.Signals(signum).name} while starting; nothing was written\n")
         sys.exit(128 + signum)
-    cli()
+    try:
+        cli()
+    except SystemExit as e:
+        if e.code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+            # Stopped: the outputs are already removed. Worker threads may still be inside FFmpeg or
+            # torch, and meeting the interpreter's teardown there can abort the process (exit -6):
+            # leave at once with the documented code.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(e.code)
+        raise
 
 
 if __name__ == "__main__":
