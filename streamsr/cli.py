@@ -612,7 +612,7 @@ def probe_command(src: str, input_format: str | None, input_options: dict[str, s
         source.close()
     else:
         info = probe(src)
-        found = detect_interlacing(src)
+        found = detect_interlacing(src, info)
     duration = f"{info.duration_seconds:.3f} s" if info.duration_seconds is not None else "unknown"
     click.echo(f"{src}: {info.container}, {duration}")
     c = info.color

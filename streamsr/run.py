@@ -52,9 +52,8 @@ def check_complete(decoder: Decoder, src: str | Path, result: UpscaleResult) -> 
     missing = decoder.frames_missing()
     if decoder.error is not None or missing:
         lost = f"{missing} frames lost" if missing else "the rest did not decode"
-        # A stream that broke off says why (timed out, restarted); a file is damaged.
-        why = str(decoder.error) if decoder.error is not None and "stream broke off" in str(decoder.error) else None
-        what = why or f"{src}: the source is damaged"
+        # The decoder's own error says where and why it stopped (a damaged packet, a time-out, a restart).
+        what = str(decoder.error) if decoder.error is not None else f"{src}: the source is damaged"
         raise DecodeError(f"{what}; {result.frames} frames were upscaled into {result.output}, {lost}",
                           frames_done=result.frames, frames_lost=missing or None)
 

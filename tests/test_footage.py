@@ -3,6 +3,7 @@ and an exact output size. Every clip is made here with PyAV and FFmpeg's own fil
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -115,8 +116,6 @@ def progressive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_an_interlaced_clip_is_deinterlaced_before_the_model(interlaced: Path, progressive: Path, cfg: UpscaleConfig,
                                                             tmp_path: Path) -> None:
-    from dataclasses import replace
-
     auto = upscale(interlaced, tmp_path / "auto.mkv", cfg)
     off = upscale(interlaced, tmp_path / "off.mkv", replace(cfg, deinterlace="off"))
     reference = upscale(progressive, tmp_path / "ref.mkv", cfg)
@@ -132,8 +131,6 @@ def test_an_interlaced_clip_is_deinterlaced_before_the_model(interlaced: Path, p
 
 
 def test_field_rate_gives_one_frame_per_field_at_field_times(interlaced: Path, cfg: UpscaleConfig, tmp_path: Path) -> None:
-    from dataclasses import replace
-
     result = upscale(interlaced, tmp_path / "fields.mp4", replace(cfg, field_rate=True))
     _, times, flags = frames_of(result.output)
     assert result.frames == len(times) == 20 and not any(flags)
@@ -185,8 +182,6 @@ def telecined(path: Path, film: list[np.ndarray]) -> Path:
 
 
 def test_ivtc_gives_back_the_film_frames_at_film_times(cfg: UpscaleConfig, tmp_path: Path) -> None:
-    from dataclasses import replace
-
     film = [bar_picture(160, 120, 5 * i) for i in range(20)]
     source = telecined(tmp_path / "telecined.mkv", film)
     assert len(frames_of(source)[0]) == 25
@@ -201,8 +196,6 @@ def test_ivtc_gives_back_the_film_frames_at_film_times(cfg: UpscaleConfig, tmp_p
 
 @pytest.mark.parametrize(("sar", "dar"), [(Fraction(32, 27), Fraction(16, 9)), (Fraction(8, 9), Fraction(4, 3))])
 def test_the_pixel_aspect_is_kept_or_made_square(sar: Fraction, dar: Fraction, cfg: UpscaleConfig, tmp_path: Path) -> None:
-    from dataclasses import replace
-
     src = write_clip(tmp_path / "anamorphic.mp4", [bar_picture(180, 120, i) for i in range(4)], sar=sar, audio=True)
     assert probe(src).display_aspect_ratio == dar
     kept = probe(upscale(src, tmp_path / "kept.mp4", cfg).output)
@@ -232,8 +225,6 @@ def content_box(rgb: np.ndarray) -> tuple[int, int]:
 def test_a_target_size_is_met_with_the_picture_in_its_aspect(sar: Fraction, size: tuple[int | None, int], fit: str,
                                                              frame: tuple[int, int], content: tuple[int, int],
                                                              cfg: UpscaleConfig, tmp_path: Path) -> None:
-    from dataclasses import replace
-
     src = write_clip(tmp_path / "src.mp4", [bar_picture(180, 120, i) for i in range(3)], sar=sar)
     result = upscale(src, tmp_path / "out.mp4", replace(cfg, width=size[0], height=size[1], fit=fit))
     info = probe(result.output)
@@ -244,8 +235,6 @@ def test_a_target_size_is_met_with_the_picture_in_its_aspect(sar: Fraction, size
 
 
 def test_crop_auto_feeds_the_model_the_picture_only_and_pad_restores_the_bars(cfg: UpscaleConfig, tmp_path: Path) -> None:
-    from dataclasses import replace
-
     # A dark opening: the borders are measured across the file, not on its first frames.
     pictures = [bar_picture(180, 120, i, border=20) for i in range(12)]
     pictures[0][20:100] = 8
@@ -263,8 +252,6 @@ def test_crop_auto_feeds_the_model_the_picture_only_and_pad_restores_the_bars(cf
 
 
 def test_crop_given_must_fit_the_picture(cfg: UpscaleConfig, progressive: Path, tmp_path: Path) -> None:
-    from dataclasses import replace
-
     with pytest.raises(ConfigError, match="does not fit"):
         upscale(progressive, tmp_path / "o.mkv", replace(cfg, crop="200:100:0:0"))
     with pytest.raises(ConfigError, match="W:H:X:Y"):
@@ -295,8 +282,6 @@ def test_a_target_size_picks_the_model_scale(tmp_path: Path) -> None:
 
 
 def test_segments_deinterlace_to_field_rate(interlaced: Path, cfg: UpscaleConfig, tmp_path: Path) -> None:
-    from dataclasses import replace
-
     result = upscale(interlaced, tmp_path / "seg.mkv", replace(cfg, field_rate=True), segment_seconds=0.1)
     assert result.frames == len(frames_of(result.output)[0]) == 20
     with pytest.raises(ConfigError, match="segments"):
@@ -340,8 +325,6 @@ def test_an_image_meets_a_target_size_too(tiny_weights: Path, tmp_path: Path) ->
 
 
 def test_a_target_size_is_the_size_the_viewer_sees(cfg: UpscaleConfig, tmp_path: Path) -> None:
-    from dataclasses import replace
-
     phone = write_clip(tmp_path / "phone.mp4", [bar_picture(180, 120, i) for i in range(3)], rotation=-90)
     assert probe(phone).rotation_degrees == -90  # shown 120 wide, 180 high
     out = probe(upscale(phone, tmp_path / "out.mp4", replace(cfg, height=360)).output)
@@ -357,7 +340,5 @@ def test_telecined_film_under_auto_is_deinterlaced_with_a_pointer_to_ivtc(cfg: U
 
 
 def test_an_explicit_method_deinterlaces_whatever_idet_says(progressive: Path, cfg: UpscaleConfig, tmp_path: Path) -> None:
-    from dataclasses import replace
-
     result = upscale(progressive, tmp_path / "out.mkv", replace(cfg, deinterlace="yadif"))
     assert result.frames == 10 and any(line.startswith("deinterlaced with yadif") for line in result.picture)

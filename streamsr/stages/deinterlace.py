@@ -20,7 +20,7 @@ import av
 
 from ..frames import VideoInfo
 from ..io.filters import FilterChain
-from ..io.probe import open_input
+from ..io.probe import open_input, probe
 
 DeinterlaceMode = Literal["auto", "off", "bwdif", "yadif"]
 DEINTERLACE_MODES: tuple[str, ...] = typing.get_args(DeinterlaceMode)
@@ -69,12 +69,13 @@ class Interlacing:
         return found + (f", {self.repeated_fields} repeated fields (looks telecined)" if self.telecined else "")
 
 
-def detect_interlacing(src: str | Path, frames: int = IDET_FRAMES) -> Interlacing:
-    """Run `idet` over the first `frames` frames of `src`'s video (a damaged file: over those that decode)."""
+def detect_interlacing(src: str | Path, info: VideoInfo | None = None, frames: int = IDET_FRAMES) -> Interlacing:
+    """Run `idet` over the first `frames` frames of `src`'s video (a damaged file: over those that
+    decode); `info` is `probe(src)`, read here if not given."""
+    info = info or probe(src)
     with open_input(src) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        info = _filter_info(stream)
         try:
             return idet(islice(_decodable(container, stream), frames), info)
         except av.FFmpegError:
@@ -104,14 +105,6 @@ def idet(frames: Iterator[av.VideoFrame], info: VideoInfo) -> Interlacing:
     return Interlacing(frames=count, tff=number("multiple.tff"), bff=number("multiple.bff"),
                        progressive=number("multiple.progressive"),
                        repeated_fields=number("repeated.top") + number("repeated.bottom"))
-
-
-def _filter_info(stream: av.video.stream.VideoStream) -> VideoInfo:
-    """Just what a `FilterChain` needs of a stream."""
-    cc = stream.codec_context
-    return VideoInfo(width=cc.width, height=cc.height, fps=Fraction(stream.average_rate or 25),
-                     time_base=Fraction(stream.time_base or Fraction(1, 1000)), num_frames_estimate=0,
-                     codec=cc.name, pix_fmt=cc.pix_fmt or "yuv420p", bit_depth=8)
 
 
 @dataclass(frozen=True)

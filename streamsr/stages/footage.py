@@ -120,7 +120,7 @@ def plan_picture(src: str | Path | None, info: VideoInfo, cfg: UpscaleConfig, wa
     look = cfg.ivtc or cfg.deinterlace in ("bwdif", "yadif") or (
         cfg.deinterlace == "auto" and INTERLACED_HEIGHTS[0] <= info.height <= INTERLACED_HEIGHTS[1])
     if look and src is not None:
-        found = detect_interlacing(src)
+        found = detect_interlacing(src, info)
     elif look and first_frames:
         found = idet(iter(first_frames), info)
     if found is not None and not found.decided:
