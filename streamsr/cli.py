@@ -4,6 +4,7 @@ call, and maps `StreamSRError` to a one-line message and an exit code."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sys
@@ -22,7 +23,7 @@ from .errors import Interrupted, StreamSRError
 from .io import DECODERS
 from .io.sequence import SEQUENCE_FORMATS
 from .io.stream import LIVE_POLICIES, parse_options
-from .models import SCALE_RANGE, family_member
+from .models import SCALE_RANGE
 from .models.runtimes import RUNTIMES
 from .stages.deinterlace import DEINTERLACE_MODES
 from .stages.resize import FITS
@@ -204,7 +205,7 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
 
 def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> UpscaleConfig:
     """The preset's config with every option the user typed laid over it."""
-    from .presets import config_from_mapping, load_preset
+    from .presets import layered_config, load_preset
 
     preset = load_preset(pipeline)
     given = {name: value for name, value in options.items() if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT}
@@ -213,14 +214,10 @@ def build_config(ctx: click.Context, pipeline: str, options: dict[str, Any]) -> 
         if "width" in data or "height" in data:
             raise click.UsageError("give --size, or --width and/or --height, not both")
         data["width"], data["height"] = given["size"]
-    if "model" in data and "scale" not in data:
-        data["scale"] = None  # the model's own, whatever the preset's scale
-    if "scale" in data and "model" not in data and preset.config.model:
-        data["model"] = family_member(preset.config.model, data["scale"])
     encode = {k: v for k, v in given.items() if k in _ENCODE_FIELDS}
     if encode:
         data["encode"] = encode
-    return config_from_mapping(data, where="options", base=preset.config)
+    return layered_config(preset, data, where="options")
 
 
 @cli.command()
@@ -337,7 +334,8 @@ def upscale(ctx: click.Context, src: str, output: str | None, output_format: str
     where = "stdout" if output == "-" else output if streaming else result.output
     for line in result.picture:
         click.echo(f"picture: {line}", err=output == "-")
-    spared = [f"{result.reused} reused"] * bool(result.reused) + [f"{result.partial} upscaled in part"] * bool(result.partial)
+    spared = ([f"{result.resumed} from the earlier run"] * bool(result.resumed) + [f"{result.reused} reused"] * bool(result.reused)
+              + [f"{result.partial} upscaled in part"] * bool(result.partial))
     reused = f" ({', '.join(spared)})" if spared else ""
     click.echo(  # on stderr when the video itself goes to stdout
         f"wrote {where} ({result.codec}): {result.frames} frames{reused} in {result.seconds:.1f} s "
@@ -637,6 +635,46 @@ def probe_command(src: str, input_format: str | None, input_options: dict[str, s
     for s in info.streams:
         lang = f" [{s.language}]" if s.language else ""
         click.echo(f"  #{s.index} {s.kind}: {s.codec}{lang}{' ' + s.detail if s.detail else ''}")
+
+
+@cli.command("serve")
+@click.option("--root", type=click.Path(file_okay=False, exists=True, path_type=Path), default=Path("."),
+              show_default=True, help="The folder the app lists, takes uploads into and writes results into; "
+                                      "nothing outside it is read or served.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Any other than loopback needs a token (one is made if --token is not given).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: a free port.")
+@click.option("--token", help="Secret every request must present (the printed address carries it).")
+@click.option("--max-upload", type=click.IntRange(min=1), default=8192, show_default=True, metavar="MB",
+              help="Largest upload taken, in MiB.")
+@click.option("--segment-seconds", type=click.FloatRange(min=0.5), default=30.0, show_default=True, metavar="N",
+              help="Videos run in keyframe segments of about N s: a job the server was stopped in resumes from them.")
+@engine_options
+def serve_command(root: Path, host: str, port: int, token: str | None, max_upload: int, segment_seconds: float,
+                  engine: str, address: str | None) -> None:
+    """Upscale from a web browser: a local page to drop files in, pick a scale, size, model and preset,
+    follow progress, compare before and after, play and download the result.
+
+    Example:
+
+    \b
+        streamsr serve --root ~/videos               # then open http://127.0.0.1:8765/
+        streamsr serve --root /srv/in --host 0.0.0.0 # other machines too: prints the address with its token
+    """
+    from .serve import serve
+
+    def ready(url: str) -> None:
+        click.echo(f"streamsr serve: {url}  (root {root.resolve()}; Ctrl-C stops, jobs resume at the next start)")
+
+    try:
+        serve(root, host=host, port=port, token=token, on_ready=ready, engine=engine, address=address,
+              segment_seconds=segment_seconds, max_upload=max_upload << 20)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM is how a server ends: the running job was stopped and kept
+        click.echo("streamsr serve: stopped; unfinished jobs resume at the next start")
+        sys.stdout.flush()
+        # As for a stopped run (launch.py): threads of the stopped job may still be inside FFmpeg or
+        # torch, and meeting the interpreter's teardown there can abort the process.
+        os._exit(0)
 
 
 @cli.command("models")

@@ -83,9 +83,23 @@ def _labelled(image: Image.Image, text: str) -> Image.Image:
     return canvas
 
 
-def compare_picture(source: Path, upscaled: Path | None = None, *, at: float = 0.0,
-                    upscaler: Upscaler | None = None) -> Comparison:
-    """Bicubic beside the model (or beside `upscaled`, a file the model wrote) at `at` seconds."""
+@dataclass(frozen=True)
+class BeforeAfter:
+    """One frame upscaled by bicubic and by the model, at the same size: (H, W, 3) uint8 RGB each."""
+
+    bicubic: np.ndarray
+    upscaled: np.ndarray
+    scale: int
+    name: str
+    """What made `upscaled`: the model's name, or the upscaled file's."""
+    seconds: float
+    """Time of the frame in the source (0 for an image)."""
+
+
+def before_after(source: Path, upscaled: Path | None = None, *, at: float = 0.0,
+                 upscaler: Upscaler | None = None) -> BeforeAfter:
+    """The frame of `source` shown at `at` seconds, upscaled by bicubic and by the model (or read
+    from `upscaled`, a file the model wrote, at the same time)."""
     lr, shown = frame_at(source, at)
     if upscaled is not None:
         sr, _ = frame_at(upscaled, shown)
@@ -102,7 +116,14 @@ def compare_picture(source: Path, upscaled: Path | None = None, *, at: float = 0
         scale, name = upscaler.scale, upscaler.model.name
     x = torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255)
     bicubic = bicubic_upscale(x, scale)[0].mul(255).round().byte().permute(1, 2, 0).numpy()
+    return BeforeAfter(bicubic, np.ascontiguousarray(sr), scale, name, shown)
 
+
+def compare_picture(source: Path, upscaled: Path | None = None, *, at: float = 0.0,
+                    upscaler: Upscaler | None = None) -> Comparison:
+    """Bicubic beside the model (or beside `upscaled`, a file the model wrote) at `at` seconds."""
+    pair = before_after(source, upscaled, at=at, upscaler=upscaler)
+    bicubic, sr, scale, name = pair.bicubic, pair.upscaled, pair.scale, pair.name
     h, w = sr.shape[:2]
     side = max(16, min(h, w) // 4)
     cx, cy = most_detailed(sr, side)
@@ -120,7 +141,7 @@ def compare_picture(source: Path, upscaled: Path | None = None, *, at: float = 0
     offset = (PANEL_WIDTH - ZOOM_SIDE) // 2
     picture.paste(crops[0], (offset, top_h))
     picture.paste(crops[1], (PANEL_WIDTH + offset, top_h))
-    return Comparison(picture, (cx, cy, side), shown)
+    return Comparison(picture, (cx, cy, side), pair.seconds)
 
 
 def save_picture(comparison: Comparison, path: Path) -> None:

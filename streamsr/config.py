@@ -305,6 +305,8 @@ class UpscaleResult:
     """Frames that repeated the one last upscaled and reused its result (`UpscaleConfig.reuse`)."""
     partial: int = 0
     """Frames that changed in part: only the box around the change was upscaled, the rest reused."""
+    resumed: int = 0
+    """Frames in segments an earlier, stopped run finished (`upscale(..., resume=True)`), kept as they were."""
 
     @property
     def fps(self) -> float:

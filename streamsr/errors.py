@@ -15,6 +15,11 @@ class StreamSRError(Exception):
     exit_code: int = 1
 
 
+EXIT_MEANINGS = {1: "failed", 2: "bad input", 3: "output problem", 4: "model problem", 5: "backend unavailable",
+                 6: "encoder failure", 130: "stopped by Ctrl-C", 143: "stopped by SIGTERM"}
+"""What each exit code of the command means, in a few words (docs/usage.md: Exit codes)."""
+
+
 class InputError(StreamSRError):
     """The input cannot be used: missing, not a file, empty, not a video, corrupt."""
 

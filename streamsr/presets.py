@@ -54,6 +54,22 @@ def config_from_mapping(data: dict[str, Any], *, where: str, base: UpscaleConfig
     return dataclasses.replace(from_mapping(UpscaleConfig, {**fields, **data}, where=where), encode=encode)
 
 
+def layered_config(preset: Preset, data: dict[str, Any], *, where: str) -> UpscaleConfig:
+    """`preset`'s config with `data` (`UpscaleConfig` fields and an ``encode`` mapping) laid over it.
+
+    A model given without a scale keeps the model's own scale; a scale given without a model takes
+    the preset model's member of that scale (``safdn-tiny-x4`` with scale 2: ``safdn-tiny-x2``).
+    """
+    from .models import family_member
+
+    data = dict(data)
+    if "model" in data and "scale" not in data:
+        data["scale"] = None
+    if "scale" in data and "model" not in data and preset.config.model:
+        data["model"] = family_member(preset.config.model, data["scale"])
+    return config_from_mapping(data, where=where, base=preset.config)
+
+
 def load_preset(name_or_path: str | Path) -> Preset:
     """Load a shipped preset by name (``fast``) or any preset file by path."""
     path = Path(name_or_path)

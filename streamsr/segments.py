@@ -216,7 +216,8 @@ def upscale_segmented(
                 job.output.unlink()
             missing.append(job)
     progress = on_progress or (lambda _n: None)
-    progress(sum(j.frames for j in jobs if j not in missing))  # finished earlier
+    resumed = sum(j.frames for j in jobs if j not in missing)
+    progress(resumed)
     start = time.perf_counter()
     try:
         if run_segments is None:
@@ -240,4 +241,4 @@ def upscale_segmented(
     shutil.rmtree(work, ignore_errors=True)
     frames = sum(j.frames for j in jobs)
     return UpscaleResult(dst, frames, time.perf_counter() - start, 0.0, upscale_seconds, 0.0,
-                         warnings=tuple(warn.messages), codec=codec, picture=footage.notes)
+                         warnings=tuple(warn.messages), codec=codec, picture=footage.notes, resumed=resumed)
