@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ class Server:
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
         self.port = 0
+        self.output: list[str] = []
 
     def start(self, timeout: float = 90.0) -> Server:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -33,14 +35,17 @@ class Server:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         deadline = time.monotonic() + timeout
         assert self.process.stdout is not None
-        line = self.process.stdout.readline()  # the command prints its address once the port listens
-        found = re.search(r"http://127\.0\.0\.1:(\d+)/\S*", line)
-        if not found or time.monotonic() > deadline:
-            self.process.kill()
-            rest = self.process.stdout.read()
-            raise AssertionError(f"streamsr serve did not start: {line}{rest}")
-        self.url, self.port = found[0], int(found[1])
-        return self
+        seen = ""
+        # The command prints its address once the port listens (Ray, when it runs jobs, may speak first).
+        while (line := self.process.stdout.readline()) and time.monotonic() < deadline:
+            seen += line
+            if found := re.search(r"http://127\.0\.0\.1:(\d+)/\S*", line):
+                self.url, self.port = found[0], int(found[1])
+                # Keep reading what it says, so that a full pipe never blocks it.
+                threading.Thread(target=self.output.extend, args=(self.process.stdout,), daemon=True).start()
+                return self
+        self.process.kill()
+        raise AssertionError(f"streamsr serve did not start: {seen}{self.process.stdout.read()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         assert self.process is not None
@@ -50,8 +55,6 @@ class Server:
         finally:
             if self.process.poll() is None:
                 self.process.kill()
-            if self.process.stdout is not None:
-                self.process.stdout.close()
 
     def request(self, method: str, path: str, body: bytes | Any = None, *, headers: dict[str, str] | None = None,
                 timeout: float = 120.0) -> tuple[int, dict[str, str], bytes]:

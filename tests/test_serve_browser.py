@@ -77,6 +77,10 @@ def test_a_person_upscales_a_clip_in_the_browser(tmp_path: Path) -> None:
         # x2 with the quality model: slow enough on a CPU that the bar is seen moving.
         page.check("input[name=size][value=x2]")
         page.select_option("#model", "safdn-x2")
+        page.click("#estimate")
+        page.wait_for_function("document.querySelector('#estimate-out').textContent.includes('measured here')")
+        estimate = page.inner_text("#estimate-out")
+        assert estimate.startswith("safdn-x2: ") and "safdn-tiny-x2: " in estimate, estimate
         page.click("#start")
         bar = page.locator("#jobs progress").first
         seen: list[float] = []

@@ -32,12 +32,12 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -102,10 +102,10 @@ class Guard:
         if self.token is None and name not in LOOPBACK_NAMES:
             return 403, "this server answers on the loopback interface only (start it with --token to serve other hosts)"
         if self.token is not None:
-            query = dict(p.split("=", 1) for p in scope.get("query_string", b"").decode().split("&") if "=" in p)
+            query = parse_qs(scope.get("query_string", b"").decode())
             auth = headers.get("authorization", "")
-            cookies = dict(c.strip().split("=", 1) for c in headers.get("cookie", "").split(";") if "=" in c)
-            given = auth[7:] if auth.lower().startswith("bearer ") else cookies.get(COOKIE) or query.get("token", "")
+            cookie = cookie_parser(headers.get("cookie", "")).get(COOKIE)
+            given = auth[7:] if auth.lower().startswith("bearer ") else cookie or query.get("token", [""])[0]
             if not hmac.compare_digest(given.encode(), self.token.encode()):
                 return 401, "a token is needed: open the address the server printed, with its ?token="
         origin = headers.get("origin")
@@ -262,7 +262,7 @@ def create_app(root: str | Path, *, token: str | None = None, engine: str = "loc
         return JSONResponse(job.public(), status_code=201)
 
     async def list_jobs(request: Request) -> Response:
-        return JSONResponse([j.public() for j in sorted(jobs.jobs.values(), key=lambda j: j.created)])
+        return JSONResponse([j.public() for j in sorted(jobs.all(), key=lambda j: j.created)])
 
     def _job(request: Request) -> Any:
         return jobs.get(request.path_params["id"]) or _missing(f"job {request.path_params['id']!r}")
@@ -281,7 +281,7 @@ def create_app(root: str | Path, *, token: str | None = None, engine: str = "loc
             sent: dict[str, str] = {}
             beat = time.monotonic()
             while True:
-                current = {j.id: j for j in jobs.jobs.values() if wanted is None or j.id == wanted}
+                current = {j.id: j for j in jobs.all() if wanted is None or j.id == wanted}
                 for job_id in set(sent) - set(current):
                     del sent[job_id]
                     yield f"event: removed\ndata: {json.dumps({'id': job_id})}\n\n"

@@ -160,6 +160,10 @@ class JobQueue:
     def get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
 
+    def all(self) -> list[Job]:
+        with self._lock:
+            return list(self.jobs.values())
+
     def cancel(self, job_id: str) -> Job | None:
         """Stop a queued or running job (its unfinished output is removed), or forget a finished one."""
         with self._lock:
@@ -212,7 +216,9 @@ class JobQueue:
     def _finish(self, job: Job, state: str, error: StreamSRError | Exception | None = None) -> None:
         job.state, job.finished, job.eta_seconds = state, time.time(), None
         if error is not None:
-            job.error = str(error).splitlines()[0] if str(error) else type(error).__name__
+            # Paths as the page shows them: relative to the root.
+            text = str(error).replace(f"{self.root.path}{os.sep}", "")
+            job.error = text.splitlines()[0] if text else type(error).__name__
             job.exit_code = error.exit_code if isinstance(error, StreamSRError) else 1
         self._save(job)
 
