@@ -90,6 +90,21 @@ def test_upload_job_progress_and_download(server: Server, clip: Path, tmp_path: 
     assert status == 206 and part == body[100:200]
 
 
+def test_jobs_one_after_another_each_get_their_own_model(server: Server, clip: Path) -> None:
+    source = server.upload(clip, "two.mp4")["path"]
+    asked = [("safdn-tiny-x2", {"model": "safdn-tiny-x2"}), ("safdn-tiny-x4", {"model": "safdn-tiny-x4"}),
+             ("again x2", {"scale": 2, "preset": "fast"}), ("720p", {"height": 720, "preset": "fast"})]
+    jobs = [server.json("POST", "/api/jobs", {"source": source, "options": options}, status=201) for _, options in asked]
+    sizes = []
+    for job in jobs:
+        done = server.wait(job["id"], lambda j: j["state"] in ("done", "failed"))
+        assert done["state"] == "done", done
+        sizes.append(video_shape(server.root / done["output"]))
+    assert sizes == [(192, 128, 48), (384, 256, 48), (192, 128, 48), (1080, 720, 48)]
+    assert [j["output"] for j in jobs] == ["upscaled/two_x2.mp4", "upscaled/two_x4.mp4", "upscaled/two_x2 (2).mp4",
+                                           "upscaled/two_720p.mp4"]
+
+
 def test_before_after_pictures_of_a_frame(server: Server, clip: Path) -> None:
     source = server.upload(clip, "cmp.mp4")["path"]
     pair = server.json("GET", f"/api/compare?source={source}&at=1.0&model=safdn-tiny-x2")

@@ -104,13 +104,14 @@ class Root:
                     if path.resolve().is_relative_to(self.path) and path.is_file():
                         yield path
 
-    def free_name(self, folder: str, name: str) -> Path:
-        """`folder/name` under the root, or `folder/stem (2).suffix`... where that exists."""
+    def free_name(self, folder: str, name: str, *, taken: frozenset[str] = frozenset()) -> Path:
+        """`folder/name` under the root, or `folder/stem (2).suffix`... where that exists (or is in
+        `taken`, paths relative to the root that are promised to files not written yet)."""
         target = self.path / folder
         target.mkdir(parents=True, exist_ok=True)
         path = target / name
         n = 2
-        while path.exists() or path.is_symlink():
+        while path.exists() or path.is_symlink() or f"{folder}/{path.name}" in taken:
             path = target / f"{Path(name).stem} ({n}){Path(name).suffix}"
             n += 1
         return path

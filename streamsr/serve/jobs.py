@@ -26,6 +26,7 @@ from ..images import is_image
 from ..models import CATALOG, SCALES
 from ..presets import layered_config, list_presets, load_preset
 from ..segments import DEFAULT_SEGMENT_SECONDS, work_folder
+from ..upscaler import Upscaler
 from .files import OUTPUTS, STATE, Root, is_media, is_model_file
 
 FINISHED = frozenset({"done", "failed", "cancelled"})
@@ -126,6 +127,7 @@ class JobQueue:
         self._cancel: set[str] = set()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._model: tuple[tuple[Any, ...], Upscaler] | None = None
         self.jobs: dict[str, Job] = {}
         for path in sorted(self.folder.glob("*.json")):
             with contextlib.suppress(OSError, ValueError, TypeError):
@@ -145,12 +147,8 @@ class JobQueue:
         cfg = job_config(self.root, options)
         suffix = path.suffix.lower() if is_image(path) else ".webm" if path.suffix.lower() == ".webm" else ".mp4"
         with self._lock:
-            taken = {j.output for j in self.jobs.values() if j.state not in FINISHED}
-            output = self.root.free_name(OUTPUTS, f"{path.stem}_{_label(cfg)}{suffix}")
-            n = 2
-            while self.root.relative(output) in taken:
-                output = self.root.free_name(OUTPUTS, f"{path.stem}_{_label(cfg)}-{n}{suffix}")
-                n += 1
+            taken = frozenset(j.output for j in self.jobs.values() if j.state not in FINISHED)
+            output = self.root.free_name(OUTPUTS, f"{path.stem}_{_label(cfg)}{suffix}", taken=taken)
             job = Job(secrets.token_hex(6), self.root.relative(path), self.root.relative(output), dict(options))
             self.jobs[job.id] = job
             self._save(job)
@@ -280,6 +278,20 @@ class JobQueue:
 
         return progress
 
+    def _upscaler(self, cfg: UpscaleConfig) -> Upscaler | None:
+        """The last job's model where this job asks for the same one (loading and compiling it takes
+        seconds); None where a target size picks the model's scale for each source."""
+        from ..stages import make_upscaler
+
+        if cfg.width is not None or cfg.height is not None:
+            return None
+        key = (cfg.model_name, cfg.device, cfg.precision, cfg.batch, cfg.tile, cfg.cuda_graphs, cfg.self_ensemble,
+               cfg.backend)
+        if self._model is None or self._model[0] != key:
+            self._model = None  # the last one goes before the next loads
+            self._model = (key, make_upscaler(cfg))
+        return self._model[1]
+
     def _run(self, job: Job) -> UpscaleResult:
         from ..io.probe import probe
         from ..run import upscale
@@ -296,5 +308,5 @@ class JobQueue:
 
             runner = ray_segment_runner(cfg, address=self.address)
         return upscale(src, dst, cfg, resume=not image, segment_seconds=None if image else self.segment_seconds,
-                       run_segments=runner, info=info, on_progress=self._progress(job, segmented=not image),
-                       on_warning=job.warnings.append)
+                       run_segments=runner, upscaler=self._upscaler(cfg), info=info,
+                       on_progress=self._progress(job, segmented=not image), on_warning=job.warnings.append)
