@@ -92,8 +92,9 @@ def test_a_stopped_run_resumes_with_the_missing_segments_only(long_clip: Path, t
             upscale_segment(job, upscaler)
             ran.append(job.segment.index)
 
-    upscale_segmented(long_clip, out, config(), segment_seconds=1.0, resume=True, run_segments=record)
+    result = upscale_segmented(long_clip, out, config(), segment_seconds=1.0, resume=True, run_segments=record)
     assert ran == [0, 1, 2, 3]  # the rerun did segments 2 and 3 only
+    assert (result.frames, result.resumed) == (96, 48)  # and says the first two were kept
     uninterrupted = tmp_path / "uninterrupted.mkv"
     upscale_segmented(long_clip, uninterrupted, config(), segment_seconds=1.0)
     (a, a_times), (b, b_times) = frames_and_times(uninterrupted), frames_and_times(out)

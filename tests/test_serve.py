@@ -148,7 +148,8 @@ def test_a_failed_job_says_why_with_the_exit_code(server: Server, tmp_path: Path
     job = server.json("POST", "/api/jobs", {"source": stored["path"], "options": {}}, status=201)
     done = server.wait(job["id"], lambda j: j["state"] in ("done", "failed"))
     assert (done["state"], done["exit_code"], done["meaning"]) == ("failed", 2, "bad input")
-    assert "broken.mp4" in done["error"] and "\n" not in done["error"]
+    assert done["error"].startswith("uploads/broken.mp4") and "\n" not in done["error"]  # paths as the page shows them
+    assert str(server.root) not in json.dumps(server.json("GET", "/api/files"))
     assert not (server.root / done["output"]).exists()
 
 

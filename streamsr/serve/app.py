@@ -26,6 +26,7 @@ import base64
 import hmac
 import io
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -77,13 +78,6 @@ def _status(error: StreamSRError) -> int:
     if isinstance(error, OutputError):
         return 500
     return 400
-
-
-async def _error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, StreamSRError)
-    code = error.exit_code
-    return JSONResponse({"error": str(error).splitlines()[0], "exit_code": code, "meaning": EXIT_MEANINGS.get(code, "")},
-                        status_code=_status(error))
 
 
 class Guard:
@@ -147,7 +141,8 @@ def describe(path: Path) -> dict[str, Any]:
 class Probes:
     """`describe` of each file, kept while the file's size and time stay the same."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Root) -> None:
+        self.root = root
         self._seen: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
 
     def __call__(self, path: Path) -> dict[str, Any]:
@@ -158,7 +153,7 @@ class Probes:
         try:
             found = describe(path)
         except (StreamSRError, OSError, ValueError) as e:
-            found = {"kind": "unreadable", "error": str(e).splitlines()[0]}
+            found = {"kind": "unreadable", "error": self.root.shown(e)}
         self._seen[path] = (key, found)
         return found
 
@@ -192,8 +187,15 @@ def create_app(root: str | Path, *, token: str | None = None, engine: str = "loc
     place = Root(root)
     place.remove_stale()
     jobs = JobQueue(place, engine=engine, address=address, segment_seconds=segment_seconds)
-    probes = Probes()
-    upscalers: dict[tuple[str, int | None], Any] = {}
+    probes = Probes(place)
+    upscalers: dict[tuple[str, int | None], Any] = {}  # the last model "before / after" ran, kept loaded
+    model_lock = threading.Lock()
+
+    async def refusal(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StreamSRError)
+        code = error.exit_code
+        return JSONResponse({"error": place.shown(error), "exit_code": code, "meaning": EXIT_MEANINGS.get(code, "")},
+                            status_code=_status(error))
 
     async def index(request: Request) -> Response:
         response = FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
@@ -236,7 +238,7 @@ def create_app(root: str | Path, *, token: str | None = None, engine: str = "loc
     def _video(body: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
         path = place.resolve(str(body.get("source", "")))
         if not path.is_file():
-            raise InputError(f"{body.get('source')!r}: no such file under the root folder")
+            _missing(f"{body.get('source')!r} under the root folder")
         options = body.get("options") or {}
         if not isinstance(options, dict):
             raise InputError("options must be a JSON object")
@@ -327,9 +329,11 @@ def create_app(root: str | Path, *, token: str | None = None, engine: str = "loc
                 pair = None
             if pair is None:
                 key = (cfg.model_name, cfg.scale)
-                if key not in upscalers:
-                    upscalers[key] = make_upscaler(replace(cfg, width=None, height=None))
-                pair = before_after(source, at=at, upscaler=upscalers[key])
+                with model_lock:  # one picture at a time through the one model
+                    if key not in upscalers:
+                        upscalers.clear()
+                        upscalers[key] = make_upscaler(replace(cfg, width=None, height=None))
+                    pair = before_after(source, at=at, upscaler=upscalers[key])
             return {"seconds": pair.seconds, "scale": pair.scale, "name": pair.name,
                     "width": pair.upscaled.shape[1], "height": pair.upscaled.shape[0],
                     "before": _png(pair.bicubic), "after": _png(pair.upscaled)}
@@ -367,7 +371,7 @@ def create_app(root: str | Path, *, token: str | None = None, engine: str = "loc
             Route("/media/{path:path}", media),
             Mount("/static", StaticFiles(directory=STATIC)),
         ],
-        exception_handlers={StreamSRError: _error},
+        exception_handlers={StreamSRError: refusal},
         lifespan=lifespan,
     )
     guarded = Guard(app, token)

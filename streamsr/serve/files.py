@@ -92,6 +92,12 @@ class Root:
     def relative(self, path: Path) -> str:
         return path.resolve().relative_to(self.path).as_posix()
 
+    def shown(self, error: BaseException) -> str:
+        """The first line of `error`'s message, with paths under the root written relative to it,
+        as the page shows every path."""
+        text = str(error).replace(f"{self.path}{os.sep}", "")
+        return text.splitlines()[0] if text.strip() else type(error).__name__
+
     def walk(self) -> Iterator[Path]:
         """Files under the root, sorted, hidden ones and links that lead out left out."""
         for folder, dirs, files in os.walk(self.path):

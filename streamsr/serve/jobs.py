@@ -214,9 +214,7 @@ class JobQueue:
     def _finish(self, job: Job, state: str, error: StreamSRError | Exception | None = None) -> None:
         job.state, job.finished, job.eta_seconds = state, time.time(), None
         if error is not None:
-            # Paths as the page shows them: relative to the root.
-            text = str(error).replace(f"{self.root.path}{os.sep}", "")
-            job.error = text.splitlines()[0] if text else type(error).__name__
+            job.error = self.root.shown(error)
             job.exit_code = error.exit_code if isinstance(error, StreamSRError) else 1
         self._save(job)
 
