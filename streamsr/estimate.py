@@ -13,6 +13,7 @@ from .io.probe import probe
 from .io.pyav import PyAVDecoder
 from .models import CATALOG
 from .stages import make_upscaler
+from .stages.upscale import target_scale
 
 LONG_RUN_SECONDS = 600.0
 """A run expected to take longer than this is worth a word about the faster choices."""
@@ -38,8 +39,9 @@ def faster_models(model: str, scale: int) -> list[str]:
 def estimate(src: str | Path, config: UpscaleConfig | None = None, *, models: list[str] | None = None) -> list[Estimate]:
     """Time `config`'s model and `models` (default: `faster_models`) on the first frame of `src`:
     one untimed call to warm up, then one timed. Raises as `probe` does."""
-    cfg = config or UpscaleConfig()
     info = probe(src)
+    cfg = config or UpscaleConfig()
+    cfg = replace(cfg, scale=target_scale(src, info, cfg))  # a target size picks the scale, as a run does
     decoder = PyAVDecoder(src, batch=1, info=info)
     try:
         frame = next(iter(decoder)).data

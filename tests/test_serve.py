@@ -118,6 +118,8 @@ def test_before_after_pictures_of_a_frame(server: Server, clip: Path) -> None:
     before, after = (np.asarray(Image.open(BytesIO(urlopen(pair[k]).read()))) for k in ("before", "after"))  # noqa: S310 (data: URLs)
     assert before.shape == after.shape == (128, 192, 3)
     assert np.abs(before.astype(int) - after.astype(int)).mean() > 0.5, "the model's picture equals bicubic"
+    sized = server.json("GET", f"/api/compare?source={source}&at=0&height=192")
+    assert (sized["scale"], sized["width"], sized["height"], sized["name"]) == (3, 288, 192, "safdn-x3")
 
 
 def test_the_estimate_is_measured_for_the_chosen_model_and_the_faster_ones(server: Server, clip: Path) -> None:
@@ -127,6 +129,8 @@ def test_the_estimate_is_measured_for_the_chosen_model_and_the_faster_ones(serve
     for e in found:
         assert e["seconds_per_frame"] > 0 and e["seconds"] == pytest.approx(48 * e["seconds_per_frame"])
     assert found[0]["seconds_per_frame"] > found[-1]["seconds_per_frame"]
+    # A target size is measured with the model a job of it runs: 64 lines to 192 is x3.
+    assert [e["model"] for e in server.json("POST", "/api/estimate", {"source": source, "options": {"height": 192}})] == ["safdn-x3"]
 
 
 def test_jobs_run_on_ray(tmp_path: Path, clip: Path) -> None:

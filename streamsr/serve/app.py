@@ -135,6 +135,7 @@ def describe(path: Path) -> dict[str, Any]:
         "subtitles": sum(s.kind == "subtitle" for s in info.streams),
         "colour": info.color.beyond_srgb() or "", "fields": info.field_order,
         "sar": f"{sar.numerator}:{sar.denominator}", "dar": f"{dar.numerator}:{dar.denominator}",
+        "rotation": info.rotation_degrees,
     }
 
 
@@ -303,7 +304,10 @@ def create_app(root: str | Path, *, token: str | None = None, engine: str = "loc
 
     async def compare(request: Request) -> Response:
         from ..compare import before_after
+        from ..images import is_image
+        from ..io.probe import probe
         from ..stages import make_upscaler
+        from ..stages.upscale import target_scale
 
         query = request.query_params
         try:
@@ -328,11 +332,14 @@ def create_app(root: str | Path, *, token: str | None = None, engine: str = "loc
             except InputError:
                 pair = None
             if pair is None:
-                key = (cfg.model_name, cfg.scale)
+                # The model a job of these options would run: a target size picks its scale.
+                scale = cfg.scale if is_image(source) else target_scale(source, probe(source), cfg)
+                model = replace(cfg, scale=scale, width=None, height=None)
+                key = (model.model_name, model.scale)
                 with model_lock:  # one picture at a time through the one model
                     if key not in upscalers:
                         upscalers.clear()
-                        upscalers[key] = make_upscaler(replace(cfg, width=None, height=None))
+                        upscalers[key] = make_upscaler(model)
                     pair = before_after(source, at=at, upscaler=upscalers[key])
             return {"seconds": pair.seconds, "scale": pair.scale, "name": pair.name,
                     "width": pair.upscaled.shape[1], "height": pair.upscaled.shape[0],

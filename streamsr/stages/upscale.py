@@ -40,6 +40,12 @@ class Upscale:
         return self.upscaler.stream(batches)
 
 
+def target_scale(src: str | Path, info: VideoInfo, cfg: UpscaleConfig) -> int | None:
+    """The model scale a run of `cfg` on `src` uses: the one it names, or, for a target size with
+    neither a model nor a scale named, the smallest shipped scale that reaches the size."""
+    return plan_picture(src, info, cfg, lambda _note: None).scale_for(cfg, SCALES)
+
+
 def prepare_run(src: str | Path, cfg: UpscaleConfig, upscaler: Upscaler | None, info: VideoInfo | None,
                 warn: Callable[[str], None]) -> tuple[Path, VideoInfo, Upscaler, UpscaleConfig, Footage]:
     """The checked source file, its description, the `Upscaler`, the config with the model's scale

@@ -67,6 +67,7 @@ async function loadFiles() {
         if (f.colour) notes.push(f.colour);
         if (f.fields !== "progressive") notes.push(`interlaced (${f.fields})`);
         if (f.sar !== "1:1") notes.push(`pixel aspect ${f.sar}, display ${f.dar}`);
+        if (f.rotation) notes.push(`turned ${Math.abs(f.rotation)}° when shown`);
         if (f.subtitles) notes.push(`${f.subtitles} subtitle track${f.subtitles > 1 ? "s" : ""}`);
       }
       cell(row, notes.join(" · "));
