@@ -15,6 +15,7 @@ settings upscales only the segments that are missing; anything else starts the f
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import shutil
 import time
@@ -35,6 +36,7 @@ from .partials import remove_stale_partials
 from .stages import Progress, Warn, WarningLog, drive, frame_stages, model_stage, prepare_run
 from .stages.deinterlace import Deinterlace
 from .stages.footage import Footage
+from .stages.reuse import ReuseCount
 from .upscaler import Upscaler
 
 DEFAULT_SEGMENT_SECONDS = 30.0
@@ -118,7 +120,7 @@ def upscale_segment(job: SegmentJob, upscaler: Upscaler, on_progress: Progress |
                                   frames_done=encoder.frames_written, frames_lost=job.frames - encoder.frames_written)
     finally:
         decoder.close()
-    _seal(job, encoder.frames_written)
+    _seal(job, encoder.frames_written, model.count)
     return encoder.frames_written
 
 
@@ -126,11 +128,24 @@ def _record(job: SegmentJob) -> Path:
     return job.output.with_suffix(".json")
 
 
-def _seal(job: SegmentJob, frames: int) -> None:
+def _seal(job: SegmentJob, frames: int, count: ReuseCount) -> None:
     """Record what a finished segment holds (its frames and its bytes' hash) beside it, so a later
-    run can tell it from a damaged, cut or swapped file under its name."""
+    run can tell it from a damaged, cut or swapped file under its name; and how many of its frames
+    reused an upscaled picture, for the whole run's count."""
     with AtomicOutput(_record(job)) as tmp:
-        tmp.write_text(json.dumps({"frames": frames, "sha256": file_digest(job.output)}))
+        tmp.write_text(json.dumps({"frames": frames, "sha256": file_digest(job.output), "reused": count.reused,
+                                   "partial": count.partial}))
+
+
+def reuse_count(jobs: list[SegmentJob]) -> ReuseCount:
+    """The reused and partly upscaled frames of finished segments, from their records."""
+    total = ReuseCount()
+    for job in jobs:
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads(_record(job).read_text())
+            total.reused += int(record.get("reused", 0))
+            total.partial += int(record.get("partial", 0))
+    return total
 
 
 def check_finished(job: SegmentJob) -> str | None:
@@ -238,7 +253,9 @@ def upscale_segmented(
         if not resume:
             shutil.rmtree(work, ignore_errors=True)
         raise
+    count = reuse_count(jobs)
     shutil.rmtree(work, ignore_errors=True)
     frames = sum(j.frames for j in jobs)
     return UpscaleResult(dst, frames, time.perf_counter() - start, 0.0, upscale_seconds, 0.0,
-                         warnings=tuple(warn.messages), codec=codec, picture=footage.notes, resumed=resumed)
+                         warnings=tuple(warn.messages), codec=codec, picture=footage.notes, resumed=resumed,
+                         reused=count.reused, partial=count.partial)

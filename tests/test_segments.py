@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_clip
+from conftest import make_clip, pattern
 
 from streamsr.cli import cli
 from streamsr.config import UpscaleConfig
@@ -100,6 +100,14 @@ def test_a_stopped_run_resumes_with_the_missing_segments_only(long_clip: Path, t
     (a, a_times), (b, b_times) = frames_and_times(uninterrupted), frames_and_times(out)
     assert a_times == b_times and np.array_equal(a, b)  # the same segments, encoded alike
     assert sorted(p.name for p in tmp_path.iterdir()) == ["resumed.mkv", "uninterrupted.mkv"]
+
+
+def test_segments_add_up_their_reused_frames(media_dir: Path, tmp_path: Path) -> None:
+    held = make_clip(media_dir / "held.mp4", frames=48, fps=24, codec="libx264", painter=lambda w, h, i: pattern(w, h, i // 2),
+                     options={"g": "12", "keyint_min": "12", "sc_threshold": "0", "qp": "0"})  # lossless: repeats exact
+    whole = upscale_file(held, tmp_path / "whole.mkv", config())
+    pieces = upscale_segmented(held, tmp_path / "pieces.mkv", config(), segment_seconds=0.5)
+    assert whole.reused == pieces.reused == 24  # every second frame; each segment starts on a new picture
 
 
 def test_cli_segments_and_resume(long_clip: Path, tmp_path: Path) -> None:
