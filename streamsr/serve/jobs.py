@@ -56,6 +56,8 @@ class Job:
     eta_seconds: float | None = None
     resumed: int = 0
     """Frames of segments finished before the server last stopped, kept as they were."""
+    reused: int = 0
+    """Frames that repeated the picture before and reused its result (`UpscaleResult.reused`)."""
     restarts: int = 0
     """Times the server stopped (or died) during the job, which then went on at its next start."""
     error: str = ""
@@ -249,7 +251,7 @@ class JobQueue:
                 self._finish(job, "failed", e)
             else:
                 job.frames, job.warnings, job.picture = result.frames, list(result.warnings), list(result.picture)
-                job.resumed = result.resumed
+                job.resumed, job.reused = result.resumed, result.reused
                 self._finish(job, "done")
 
     def _progress(self, job: Job, *, segmented: bool) -> Callable[[int], None]:

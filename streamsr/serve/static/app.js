@@ -236,6 +236,8 @@ function show(job) {
   if (job.state === "running" && job.fps) parts.push(`${job.fps.toFixed(1)} fps`);
   if (job.state === "running" && job.eta_seconds !== null) parts.push(`${duration(job.eta_seconds)} left`);
   if (job.resumed) parts.push(`${job.resumed} from before the restart`);
+  if (job.reused) parts.push(`${job.reused} repeats reused`);
+  if (job.picture.length) parts.push(job.picture.join("; "));
   if (job.warnings.length) parts.push(job.warnings.join("; "));
   item.querySelector(".detail").textContent = parts.join(" · ");
   item.querySelector(".error").textContent = job.state === "failed" ? `exit ${job.exit_code} (${job.meaning}): ${job.error}` : "";
