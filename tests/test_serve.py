@@ -367,3 +367,22 @@ def test_clean_names() -> None:
     assert clean_name("a" * 300 + ".mp4") == "a" * 116 + ".mp4"  # 120 characters in all
     assert clean_name("C:\\Users\\me\\clip.mov") == "clip.mov"
     assert clean_name("...") == "upload"
+
+
+def test_serve_says_what_is_missing_or_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import sys
+
+    from click.testing import CliRunner
+
+    from streamsr.cli import cli
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    result = CliRunner().invoke(cli, ["serve", "--root", str(tmp_path), "--port", str(taken.getsockname()[1])])
+    taken.close()
+    assert result.exit_code == 2 and "cannot listen on 127.0.0.1:" in result.output
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as where the extra is not installed
+    result = CliRunner().invoke(cli, ["serve", "--root", str(tmp_path)])
+    assert result.exit_code == 5 and 'pip install "streamsr[serve]"' in result.output
