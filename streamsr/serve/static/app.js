@@ -5,9 +5,13 @@ const $ = (selector) => document.querySelector(selector);
 let selected = null;           // path of the chosen source, relative to the root
 const jobs = new Map();        // id -> job, as the event stream last sent it
 
+let quiet = null;
+
 function say(text, ok = false) {
   $("#message").textContent = text;
   $("#message").className = ok ? "ok" : "";
+  clearTimeout(quiet);
+  if (ok) quiet = setTimeout(() => { $("#message").textContent = ""; }, 6000);  // news fades; errors stay
 }
 
 async function api(path, options = {}) {
