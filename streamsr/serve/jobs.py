@@ -115,7 +115,6 @@ class JobQueue:
     """Jobs under one root, run one at a time in a worker thread.
 
     `engine` ``ray`` runs each video's segments as Ray tasks (`distributed.ray_segment_runner`).
-    `changed` is a counter that goes up with every change a client may want to see.
     """
 
     def __init__(self, root: Root, *, engine: str = "local", address: str | None = None,
@@ -124,7 +123,6 @@ class JobQueue:
         self.engine, self.address, self.segment_seconds = engine, address, segment_seconds
         self.folder = root.path / STATE / "jobs"
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.changed = 0
         self._lock = threading.Condition()
         self._cancel: set[str] = set()
         self._stopping = False
@@ -173,7 +171,6 @@ class JobQueue:
             if job.state in FINISHED:
                 del self.jobs[job_id]
                 (self.folder / f"{job_id}.json").unlink(missing_ok=True)
-                self._touch()
             elif job.state == "queued":
                 self._finish(job, "cancelled")
             else:
@@ -203,17 +200,13 @@ class JobQueue:
 
     # --- the worker's side ---------------------------------------------------------------------
 
-    def _touch(self) -> None:
-        self.changed += 1
-
     def _save(self, job: Job) -> None:
-        self._touch()
         path = self.folder / f"{job.id}.json"
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps(asdict(job)))
         os.replace(tmp, path)
 
-    def _finish(self, job: Job, state: str, error: StreamSRError | Exception | None = None) -> None:
+    def _finish(self, job: Job, state: str, error: Exception | None = None) -> None:
         job.state, job.finished, job.eta_seconds = state, time.time(), None
         if error is not None:
             job.error = self.root.shown(error)
@@ -245,9 +238,7 @@ class JobQueue:
                     else:  # the server stops: the job runs on at the next start
                         job.state, job.restarts = "queued", job.restarts + 1
                         self._save(job)
-            except StreamSRError as e:
-                self._finish(job, "failed", e)
-            except Exception as e:  # a run's unexpected failure ends that job, not the queue
+            except Exception as e:  # a failure ends that job (StreamSRError: with its exit code), not the queue
                 self._finish(job, "failed", e)
             else:
                 job.frames, job.warnings, job.picture = result.frames, list(result.warnings), list(result.picture)
@@ -271,7 +262,6 @@ class JobQueue:
             job.fps = done / (now - start) if now > start else 0.0
             if job.total and job.fps > 0:
                 job.eta_seconds = max(0.0, (job.total - job.frames) / job.fps)
-            self._touch()
             if now - saved >= SAVE_EVERY:
                 saved = now
                 self._save(job)
