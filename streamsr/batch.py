@@ -84,6 +84,11 @@ class BatchEvents:
     on_warning: Callable[[str], None] = lambda message: None
 
 
+def is_media(path: Path) -> bool:
+    """A file `batch` (and the web app) takes by its suffix: a video or an image."""
+    return path.suffix.lower() in VIDEO_SUFFIXES or is_image(path)
+
+
 def find_inputs(in_dir: Path, out_dir: Path, *, pattern: str | None = None,
                 recursive: bool = True) -> tuple[list[Path], int, list[Outcome]]:
     """Candidate inputs under `in_dir` (sorted), the count of other files ignored, and the links
@@ -102,7 +107,7 @@ def find_inputs(in_dir: Path, out_dir: Path, *, pattern: str | None = None,
             continue
         if not path.is_file() or path.resolve().is_relative_to(out_dir):
             continue
-        if pattern or path.suffix.lower() in VIDEO_SUFFIXES or is_image(path):
+        if pattern or is_media(path):
             found.append(path)
         else:
             ignored += 1

@@ -351,8 +351,8 @@ def upscale(
         from .segments import DEFAULT_SEGMENT_SECONDS, upscale_segmented
 
         return upscale_segmented(source, destination, config, segment_seconds=segment_seconds or DEFAULT_SEGMENT_SECONDS,
-                                 resume=resume, upscaler=upscaler, run_segments=run_segments, on_progress=on_progress,
-                                 on_warning=on_warning)
+                                 resume=resume, upscaler=upscaler, run_segments=run_segments, info=info,
+                                 on_progress=on_progress, on_warning=on_warning)
     if frames_format is not None:
         if destination is None:
             raise ValueError("frames need a destination folder")

@@ -195,6 +195,7 @@ def upscale_segmented(
     resume: bool = False,
     upscaler: Upscaler | None = None,
     run_segments: RunSegments | None = None,
+    info: VideoInfo | None = None,
     on_progress: Progress | None = None,
     on_warning: Warn | None = None,
 ) -> UpscaleResult:
@@ -209,7 +210,7 @@ def upscale_segmented(
     if config is not None and config.ivtc:
         raise ConfigError("--ivtc drops one frame in five across the whole film: it runs on the file in one piece, "
                           "not in segments")
-    src, info, upscaler, cfg, footage = prepare_run(src, config or UpscaleConfig(), upscaler, None, warn)
+    src, info, upscaler, cfg, footage = prepare_run(src, config or UpscaleConfig(), upscaler, info, warn)
     scale = upscaler.scale
     out = footage.output(scale)
     codec = output_codec(cfg, out, 1, Path(dst).suffix if dst is not None else src.suffix)

@@ -26,7 +26,6 @@ import base64
 import hmac
 import io
 import json
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,9 +43,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..batch import is_media
 from ..errors import EXIT_MEANINGS, DiskFullError, InputError, OutputError, StreamSRError
 from ..segments import DEFAULT_SEGMENT_SECONDS
-from .files import RefusedPathError, Root, UploadTooLargeError, is_media, is_model_file
+from ..stages.upscale import LastUpscaler
+from .files import RefusedPathError, Root, UploadTooLargeError, is_model_file
 from .jobs import FINISHED, JobQueue, job_config
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -189,8 +190,7 @@ def create_app(root: str | Path, *, token: str | None = None, engine: str = "loc
     place.remove_stale()
     jobs = JobQueue(place, engine=engine, address=address, segment_seconds=segment_seconds)
     probes = Probes(place)
-    upscalers: dict[tuple[str, int | None], Any] = {}  # the last model "before / after" ran, kept loaded
-    model_lock = threading.Lock()
+    kept = LastUpscaler()  # the model "before / after" last ran
 
     async def refusal(request: Request, error: Exception) -> Response:
         assert isinstance(error, StreamSRError)
@@ -306,7 +306,6 @@ def create_app(root: str | Path, *, token: str | None = None, engine: str = "loc
         from ..compare import before_after
         from ..images import is_image
         from ..io.probe import probe
-        from ..stages import make_upscaler
         from ..stages.upscale import target_scale
 
         query = request.query_params
@@ -334,13 +333,8 @@ def create_app(root: str | Path, *, token: str | None = None, engine: str = "loc
             if pair is None:
                 # The model a job of these options would run: a target size picks its scale.
                 scale = cfg.scale if is_image(source) else target_scale(source, probe(source), cfg)
-                model = replace(cfg, scale=scale, width=None, height=None)
-                key = (model.model_name, model.scale)
-                with model_lock:  # one picture at a time through the one model
-                    if key not in upscalers:
-                        upscalers.clear()
-                        upscalers[key] = make_upscaler(model)
-                    pair = before_after(source, at=at, upscaler=upscalers[key])
+                with kept(replace(cfg, scale=scale, width=None, height=None)) as upscaler:
+                    pair = before_after(source, at=at, upscaler=upscaler)
             return {"seconds": pair.seconds, "scale": pair.scale, "name": pair.name,
                     "width": pair.upscaled.shape[1], "height": pair.upscaled.shape[0],
                     "before": _png(pair.bicubic), "after": _png(pair.upscaled)}

@@ -16,9 +16,8 @@ import unicodedata
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path, PurePosixPath
 
-from ..batch import VIDEO_SUFFIXES
+from ..batch import is_media
 from ..errors import InputError, OutputError
-from ..images import IMAGE_SUFFIXES
 from ..partials import lock, remove_stale_partials, temporary_path
 
 MODEL_SUFFIXES = frozenset({".pth", ".pt", ".ckpt", ".safetensors", ".onnx"})
@@ -40,11 +39,6 @@ class RefusedPathError(InputError):
 
 class UploadTooLargeError(InputError):
     """An upload over the size limit; nothing of it is kept."""
-
-
-def is_media(path: Path) -> bool:
-    suffix = path.suffix.lower()
-    return suffix in VIDEO_SUFFIXES or suffix in IMAGE_SUFFIXES
 
 
 def is_model_file(path: Path) -> bool:

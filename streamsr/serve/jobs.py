@@ -16,18 +16,20 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..batch import is_media
 from ..config import UpscaleConfig, UpscaleResult
 from ..errors import EXIT_MEANINGS, ConfigError, StreamSRError
 from ..images import is_image
 from ..models import CATALOG, SCALES
 from ..presets import layered_config, list_presets, load_preset
 from ..segments import DEFAULT_SEGMENT_SECONDS, work_folder
-from ..upscaler import Upscaler
-from .files import OUTPUTS, STATE, Root, is_media, is_model_file
+from ..stages.upscale import LastUpscaler
+from .files import OUTPUTS, STATE, Root, is_model_file
 
 FINISHED = frozenset({"done", "failed", "cancelled"})
 OPTIONS = ("scale", "width", "height", "fit", "model", "preset")
@@ -127,7 +129,7 @@ class JobQueue:
         self._cancel: set[str] = set()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._model: tuple[tuple[Any, ...], Upscaler] | None = None
+        self._model = LastUpscaler()
         self.jobs: dict[str, Job] = {}
         for path in sorted(self.folder.glob("*.json")):
             with contextlib.suppress(OSError, ValueError, TypeError):
@@ -268,20 +270,6 @@ class JobQueue:
 
         return progress
 
-    def _upscaler(self, cfg: UpscaleConfig) -> Upscaler | None:
-        """The last job's model where this job asks for the same one (loading and compiling it takes
-        seconds); None where a target size picks the model's scale for each source."""
-        from ..stages import make_upscaler
-
-        if cfg.width is not None or cfg.height is not None:
-            return None
-        key = (cfg.model_name, cfg.device, cfg.precision, cfg.batch, cfg.tile, cfg.cuda_graphs, cfg.self_ensemble,
-               cfg.backend)
-        if self._model is None or self._model[0] != key:
-            self._model = None  # the last one goes before the next loads
-            self._model = (key, make_upscaler(cfg))
-        return self._model[1]
-
     def _run(self, job: Job) -> UpscaleResult:
         from ..io.probe import probe
         from ..run import upscale
@@ -297,6 +285,10 @@ class JobQueue:
             from ..distributed import ray_segment_runner
 
             runner = ray_segment_runner(cfg, address=self.address)
-        return upscale(src, dst, cfg, resume=not image, segment_seconds=None if image else self.segment_seconds,
-                       run_segments=runner, upscaler=self._upscaler(cfg), info=info,
-                       on_progress=self._progress(job, segmented=not image), on_warning=job.warnings.append)
+        # The last job's model serves this one where it asks for the same (a target size picks the
+        # model's scale for each source, so it loads its own).
+        sized = cfg.width is not None or cfg.height is not None
+        with nullcontext(None) if sized else self._model(cfg) as upscaler:
+            return upscale(src, dst, cfg, resume=not image, segment_seconds=None if image else self.segment_seconds,
+                           run_segments=runner, upscaler=upscaler, info=info,
+                           on_progress=self._progress(job, segmented=not image), on_warning=job.warnings.append)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,10 +25,34 @@ def check_scale(upscaler: Upscaler, scale: int | None) -> None:
             f"leave --scale out to use the model's")
 
 
+def upscaler_settings(cfg: UpscaleConfig) -> dict[str, object]:
+    """What of `cfg` makes its `Upscaler`: two configs with the same settings can share one."""
+    return {"device": cfg.device, "precision": cfg.precision, "batch": cfg.batch, "tile": cfg.tile,
+            "cuda_graphs": cfg.cuda_graphs, "self_ensemble": cfg.self_ensemble, "backend": cfg.backend}
+
+
 def make_upscaler(cfg: UpscaleConfig, on_warning: Callable[[str], None] | None = None) -> Upscaler:
     """The `Upscaler` `cfg` asks for (model loaded once; share it across files)."""
-    return Upscaler(cfg.model_name, device=cfg.device, precision=cfg.precision, batch=cfg.batch, tile=cfg.tile,
-                    cuda_graphs=cfg.cuda_graphs, self_ensemble=cfg.self_ensemble, backend=cfg.backend, on_warning=on_warning)
+    return Upscaler(cfg.model_name, **upscaler_settings(cfg), on_warning=on_warning)
+
+
+class LastUpscaler:
+    """The `Upscaler` of the last config asked for, kept loaded for the next that makes the same
+    one (loading and compiling a model takes seconds); one model at a time, used by one caller at
+    a time (``with kept(cfg) as upscaler:``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: tuple[tuple[object, ...], Upscaler] | None = None
+
+    @contextmanager
+    def __call__(self, cfg: UpscaleConfig) -> Iterator[Upscaler]:
+        key = (cfg.model_name, *upscaler_settings(cfg).values())
+        with self._lock:
+            if self._kept is None or self._kept[0] != key:
+                self._kept = None  # the last one goes before the next loads
+                self._kept = (key, make_upscaler(cfg))
+            yield self._kept[1]
 
 
 class Upscale:
